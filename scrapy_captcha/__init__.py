@@ -1,0 +1,26 @@
+"""scrapy-captcha: a Scrapy downloader middleware that solves text-image captchas with a local CNN."""
+
+from .codec import SEED_ALPHABET, Codec, LabelError, Prediction
+from .image import InvalidImageError, to_tensor
+from .model import ModelConfig, build_model
+from .solver import Solver
+from .weights import BUNDLED_WEIGHTS, Weights, WeightsError, load_weights, save_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BUNDLED_WEIGHTS",
+    "Codec",
+    "InvalidImageError",
+    "LabelError",
+    "ModelConfig",
+    "Prediction",
+    "SEED_ALPHABET",
+    "Solver",
+    "Weights",
+    "WeightsError",
+    "build_model",
+    "load_weights",
+    "save_weights",
+    "to_tensor",
+]

@@ -1,0 +1,42 @@
+"""The solver: image bytes in, text and confidence out."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .codec import Codec, Prediction
+from .image import ImageInput, to_tensor
+from .model import decode
+from .weights import Weights, load_weights
+
+
+class Solver:
+    """Solves captcha images with one loaded model. Safe to call from several threads."""
+
+    def __init__(self, weights: Weights, device: str = "cpu"):
+        self.weights = weights
+        self.config = weights.config
+        self.codec = Codec(self.config.alphabet)
+        self.device = torch.device(device)
+        self.model = weights.build(self.device)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_path(cls, path: str | Path | None = None, device: str = "cpu") -> "Solver":
+        """Load weights from ``path`` (default: the bundled model)."""
+        return cls(load_weights(path), device)
+
+    def solve(self, image: ImageInput) -> Prediction:
+        """Read the text of one captcha image."""
+        return self.solve_batch([image])[0]
+
+    def solve_batch(self, images: Sequence[ImageInput]) -> list[Prediction]:
+        """Read several images in one forward pass."""
+        batch = torch.stack([to_tensor(image, self.config) for image in images]).to(self.device)
+        with self._lock, torch.inference_mode():
+            logits = self.model(batch)
+        return decode(logits, self.config, self.codec)

@@ -1,0 +1,1 @@
+"""Trainer for scrapy-captcha models: synthetic data, training, evaluation (``python -m trainer``)."""

@@ -1,0 +1,180 @@
+"""Training data: labelled image folders, an endless synthetic stream, and batching."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from scrapy_captcha.codec import Codec, LabelError
+from scrapy_captcha.image import to_tensor
+from scrapy_captcha.model import ModelConfig
+
+from .generate import GeneratorSpec
+from .synth import random_text
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+LABELS_FILE = "labels.tsv"
+_NAME_PATTERNS = (
+    re.compile(r"^\d+-(?P<label>.+)$"),  # the seed's {index}-{label}.png
+    re.compile(r"^(?P<label>[^_]+)_.*$"),  # {label}_{anything}.ext
+)
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class DataError(ValueError):
+    """Files that cannot be used for training, each named with the reason."""
+
+    def __init__(self, problems: list[tuple[Path, str]]):
+        self.problems = problems
+        shown = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} unusable file(s):\n{shown}{more}")
+
+
+def label_from_name(path: Path) -> str | None:
+    """The label in a file name (``12-Ab3x.png`` or ``Ab3x_whatever.png``), or None."""
+    for pattern in _NAME_PATTERNS:
+        match = pattern.match(path.stem)
+        if match:
+            return match.group("label")
+    return None
+
+
+def _read_labels_file(folder: Path) -> dict[str, str] | None:
+    labels_path = folder / LABELS_FILE
+    if not labels_path.exists():
+        return None
+    labels = {}
+    for number, line in enumerate(labels_path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, label = line.partition("\t")
+        if not sep:
+            raise DataError([(labels_path, f"line {number} is not 'file<TAB>label'")])
+        labels[name] = label
+    return labels
+
+
+def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: bool = False) -> list[tuple[Path, str]]:
+    """Find labelled images in ``folder``.
+
+    Every file that is not an image, or whose label is missing or outside the alphabet, is
+    reported. With ``allow_skip`` those files are left out (and listed in a warning);
+    otherwise a :class:`DataError` names them all.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError([(folder, "is not a folder")])
+    listed = _read_labels_file(folder)
+    samples, problems = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name == LABELS_FILE or path.is_dir():
+            continue
+        label = listed.get(path.name) if listed is not None else label_from_name(path)
+        if label is None:
+            where = f"not listed in {LABELS_FILE}" if listed is not None else "no label in the file name"
+            problems.append((path, where))
+            continue
+        try:
+            codec.check(label, max_length)
+            with Image.open(path) as image:
+                image.size  # the header is read; a full decode happens in training
+        except LabelError as exc:
+            problems.append((path, str(exc)))
+            continue
+        except (UnidentifiedImageError, OSError) as exc:
+            problems.append((path, f"not an image ({exc.__class__.__name__})"))
+            continue
+        samples.append((path, label))
+    if problems and not allow_skip:
+        raise DataError(problems)
+    if problems:
+        import warnings
+
+        warnings.warn(str(DataError(problems)).replace("unusable", "skipped"), stacklevel=2)
+    if not samples:
+        raise DataError([(folder, "holds no labelled images")])
+    return samples
+
+
+class LabelledFolder(Dataset):
+    """Images and labels from a folder (see :func:`scan_folder`)."""
+
+    def __init__(self, samples: list[tuple[Path, str]], config: ModelConfig, transform: Transform | None = None):
+        self.samples = samples
+        self.config = config
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        path, label = self.samples[index]
+        try:
+            image = to_tensor(path.read_bytes(), self.config)
+        except Exception as exc:
+            raise DataError([(path, str(exc))]) from exc
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+class SyntheticStream(IterableDataset):
+    """An endless stream of freshly drawn captchas: no image is ever seen twice."""
+
+    def __init__(self, spec: GeneratorSpec, config: ModelConfig, seed: int, transform: Transform | None = None):
+        self.spec = spec
+        self.config = config
+        self.seed = seed
+        self.transform = transform
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
+        worker = get_worker_info()
+        rng = random.Random(self.seed * 7919 + (worker.id if worker else 0))
+        generator = self.spec.generator(rng)
+        while True:
+            text = random_text(rng, self.spec.alphabet, self.spec.lengths)
+            image = to_tensor(generator.generate_image(text), self.config)
+            if self.transform is not None:
+                image = self.transform(image)
+            yield image, text
+
+
+def synthetic_samples(spec: GeneratorSpec, config: ModelConfig, count: int, seed: int) -> list[tuple[torch.Tensor, str]]:
+    """A fixed in-memory set of ``count`` synthetic images (for validation without a folder)."""
+    stream = iter(SyntheticStream(spec, config, seed))
+    return [next(stream) for _ in range(count)]
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    labels: list[str]
+    targets: torch.Tensor  # CTC: concatenated class indices; one-hot: (N, length * classes)
+    target_lengths: torch.Tensor
+
+
+class Collate:
+    """Stacks images and encodes labels for the model's head."""
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        self.codec = Codec(config.alphabet)
+
+    def __call__(self, items: list[tuple[torch.Tensor, str]]) -> Batch:
+        images = torch.stack([image for image, _ in items])
+        labels = [label for _, label in items]
+        lengths = torch.tensor([len(label) for label in labels])
+        if self.config.head == "one-hot":
+            targets = torch.stack([self.codec.one_hot_encode(label, self.config.max_length) for label in labels])
+        else:
+            targets = torch.tensor([k for label in labels for k in self.codec.encode(label)])
+        return Batch(images, labels, targets, lengths)
