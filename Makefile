@@ -21,3 +21,15 @@ test: install
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
+
+# Fixed test sets (captcha 0.7.1 draws from `secrets`, so a test set must be saved to disk).
+data/test-0.7.1: | install
+	$(PY) -m trainer generate $@ --count 2000 --seed 7071 --style 0.7
+
+.venv-captcha05/.installed:
+	$(PYTHON) -m venv .venv-captcha05
+	.venv-captcha05/bin/pip install --quiet captcha==0.5.0 pillow==9.5.0
+	touch $@
+
+data/test-0.5.0: .venv-captcha05/.installed
+	.venv-captcha05/bin/python benchmarks/legacy_captcha_set.py $@ --count 2000 --seed 50
