@@ -33,6 +33,8 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
             batch = torch.stack(tensors[start:start + batch_size]).to(device)
             predicted += [p.text for p in decode(model(batch), config)]
         latencies = []
+        for path, _ in samples[:3]:  # warm-up: the first calls pay for allocations
+            decode(model(to_tensor(path.read_bytes(), config)[None].to(device)), config)
         for path, _ in samples[:latency_samples]:  # bytes to text, one image at a time, as in a crawl
             raw = path.read_bytes()
             began = time.perf_counter()
