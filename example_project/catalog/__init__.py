@@ -1,0 +1,1 @@
+"""The example project's Scrapy package: settings, items and the ``catalog`` spider."""

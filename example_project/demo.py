@@ -1,0 +1,151 @@
+"""``make demo``: start the demo shop, crawl it with the example project and scrapy-captcha, print a summary.
+
+    python -m example_project.demo [--solve-every 10] [--mode inline] [--status 403] [-s NAME=VALUE ...]
+
+The shop runs in this process on a free port; the ``catalog`` spider crawls it with the example
+project's settings (scrapy-captcha enabled, bundled model) in an ``AsyncCrawlerProcess``. The exit
+status is 0 when every catalogue page and every item was reached, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import AsyncCrawlerProcess, Crawler
+from scrapy.settings import Settings
+
+from .catalog.items import Product
+from .catalog.spiders.catalog import CatalogSpider
+from .demo_site import CAPTCHA_MODES, IMAGE_MODES, DemoSite, SiteOptions
+
+SETTINGS_MODULE = "example_project.catalog.settings"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m example_project.demo", description=__doc__.split("\n\n")[0])
+    site = parser.add_argument_group("demo site")
+    site.add_argument("--solve-every", type=int, default=10, metavar="K",
+                      help="the site asks for a new captcha every K pages; 0: once per session (default: %(default)s)")
+    site.add_argument("--mode", choices=CAPTCHA_MODES, default="redirect", help="how the captcha page is served")
+    site.add_argument("--status", type=int, default=200, help="HTTP status of the captcha page (default: %(default)s)")
+    site.add_argument("--case-sensitive", action="store_true", help="check answers case-sensitively")
+    site.add_argument("--image-mode", choices=IMAGE_MODES, default="png")
+    site.add_argument("--categories", type=int, default=3)
+    site.add_argument("--items-per-category", type=int, default=24)
+    site.add_argument("--no-gate", dest="gate", action="store_false", help="no captchas at all (baseline)")
+    crawl = parser.add_argument_group("crawl")
+    crawl.add_argument("-s", "--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a Scrapy setting, e.g. -s CONCURRENT_REQUESTS_PER_DOMAIN=1")
+    crawl.add_argument("-v", "--verbose", action="store_true", help="the full Scrapy log instead of captcha lines and warnings")
+    return parser.parse_args(argv)
+
+
+def site_options(args: argparse.Namespace) -> SiteOptions:
+    return SiteOptions(
+        categories=args.categories, items_per_category=args.items_per_category, gate=args.gate,
+        solve_every=args.solve_every, captcha_status=args.status, captcha_mode=args.mode,
+        case_sensitive=args.case_sensitive, image_mode=args.image_mode,
+    )
+
+
+def crawl_settings(site_url: str, overrides: list[str], verbose: bool = False) -> Settings:
+    """The example project's settings, pointed at ``site_url``, with ``-s`` overrides."""
+    settings = Settings()
+    settings.setmodule(SETTINGS_MODULE, priority="project")
+    settings.set("DEMO_SITE_URL", site_url, priority="cmdline")
+    settings.set("LOG_LEVEL", "INFO" if verbose else "WARNING", priority="cmdline")
+    # No network is fine here: the cookie middleware's public-suffix list falls back to its snapshot.
+    logging.getLogger("tldextract").setLevel(logging.ERROR)
+    for override in overrides:
+        name, sep, value = override.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"error: -s expects NAME=VALUE, got {override!r}")
+        settings.set(name.strip(), value, priority="cmdline")
+    return settings
+
+
+def show_captcha_lines() -> None:
+    """Print scrapy-captcha's INFO lines (one per solve) while Scrapy itself logs warnings only."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(levelname)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(lambda record: record.levelno < logging.WARNING)  # warnings reach Scrapy's own handler
+    captcha_logger = logging.getLogger("scrapy_captcha")
+    captcha_logger.setLevel(logging.INFO)
+    captcha_logger.addHandler(handler)
+
+
+def run_crawl(settings: Settings, verbose: bool) -> tuple[Crawler, list[Product]]:
+    process = AsyncCrawlerProcess(settings)
+    if not verbose:
+        show_captcha_lines()
+    crawler = process.create_crawler(CatalogSpider)
+    items: list[Product] = []
+
+    def collect(item: Product, **kwargs: Any) -> None:
+        items.append(item)
+
+    crawler.signals.connect(collect, signal=signals.item_scraped)
+    process.crawl(crawler)
+    process.start()
+    return crawler, items
+
+
+def summarize(site: DemoSite, stats: dict[str, Any], items: list[Product], seconds: float) -> tuple[str, bool]:
+    """The summary text, and whether the crawl got everything."""
+    expected_pages = site.expected_pages()
+    reached = site.served_pages & expected_pages
+    complete = {item.sku for item in items if not item.missing_fields()}
+    detected = stats.get("captcha/detected", 0)
+    solved = stats.get("captcha/solved", 0)
+    attempts = stats.get("captcha/attempts", 0)
+    solve_time = stats.get("captcha/solve_time", 0.0)
+    per_answer = f" ({1000 * solve_time / attempts:.0f} ms per answer)" if attempts else ""
+    options = site.options
+    gate = (f"captcha every {options.solve_every} pages" if options.solve_every else "captcha once per session") \
+        if options.gate else "no captcha"
+    lines = [
+        "",
+        "scrapy-captcha demo",
+        f"  site        {site.url}  ({gate}, {options.captcha_mode} mode, status {options.captcha_status})",
+        f"  pages       {len(reached)} of {len(expected_pages)} catalogue pages reached",
+        f"  items       {len(complete)} of {site.expected_items()} complete",
+        f"  captchas    {detected} met, {solved} solved, {stats.get('captcha/solved_first_attempt', 0)} first time, "
+        f"{stats.get('captcha/incorrect', 0)} wrong answers retried, {stats.get('captcha/gave_up', 0)} given up",
+        f"  site saw    {site.stats['answers']} answers, {site.stats['answers_correct']} right",
+        f"  solve time  {solve_time:.2f} s in the model{per_answer}",
+        f"  total time  {seconds:.1f} s",
+    ]
+    failed = stats.get("catalog/failed_requests", 0) + stats.get("catalog/incomplete_pages", 0)
+    ok = reached == expected_pages and len(complete) == site.expected_items()
+    if ok:
+        lines.append("OK: every catalogue page and item was reached.")
+    else:
+        missing = sorted(expected_pages - reached)
+        lines.append(f"FAILED: {len(missing)} pages and {site.expected_items() - len(complete)} items missing"
+                     f" ({failed} failed requests or unexpected pages); first missing: {', '.join(missing[:5])}")
+    return "\n".join(lines), ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        options = site_options(args)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    with DemoSite(options) as site:
+        settings = crawl_settings(site.url, args.settings, args.verbose)
+        started = time.perf_counter()
+        crawler, items = run_crawl(settings, args.verbose)
+        seconds = time.perf_counter() - started
+        text, ok = summarize(site, crawler.stats.get_stats(), items, seconds)
+    print(text, flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
