@@ -128,6 +128,9 @@ def summarize(site: DemoSite, stats: dict[str, Any], items: list[Product], secon
         missing = sorted(expected_pages - reached)
         lines.append(f"FAILED: {len(missing)} pages and {site.expected_items() - len(complete)} items missing"
                      f" ({failed} failed requests or unexpected pages); first missing: {', '.join(missing[:5])}")
+        if options.gate and not detected and site.stats["captcha_pages"]:
+            lines.append("  The captcha middleware met no captcha: is it in DOWNLOADER_MIDDLEWARES, and did it start"
+                         " (see the warnings above)?")
     return "\n".join(lines), ok
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -389,12 +390,28 @@ def test_spider_needs_an_address():
         CatalogSpider.from_crawler(crawler)
 
 
-def test_demo_command_without_captchas(tmp_path):
-    """The demo command end to end (its own process, its own site); the middleware is left out here."""
-    command = [sys.executable, "-m", "example_project.demo", "--no-gate", "--categories", "2",
-               "-s", "DOWNLOADER_MIDDLEWARES={}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+def test_example_settings_use_the_middlewares_own_order():
+    from scrapy_captcha.middleware import PRIORITY
+
+    settings = example_settings()
+    assert settings.getdict("DOWNLOADER_MIDDLEWARES") == {"scrapy_captcha.CaptchaMiddleware": PRIORITY}
+
+
+def test_demo_command():
+    """`make demo` end to end: its own site, the example project, the middleware and the bundled model."""
+    command = [sys.executable, "-m", "example_project.demo", "--categories", "1", "--solve-every", "10"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "55 of 55 catalogue pages reached" in result.stdout
-    assert "48 of 48 complete" in result.stdout
+    assert "28 of 28 catalogue pages reached" in result.stdout
+    assert "24 of 24 complete" in result.stdout
+    assert re.search(r"captchas    [1-9]\d* met", result.stdout), result.stdout
     assert "OK: every catalogue page and item was reached." in result.stdout
+
+
+def test_demo_command_fails_when_pages_are_missing():
+    """Without the middleware the crawl stops at the first captcha, and the demo says so."""
+    command = [sys.executable, "-m", "example_project.demo", "--categories", "1", "-s", "DOWNLOADER_MIDDLEWARES={}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 of 28 catalogue pages reached" in result.stdout
+    assert "FAILED" in result.stdout and "met no captcha" in result.stdout
