@@ -59,8 +59,6 @@ def crawl_settings(site_url: str, overrides: list[str], verbose: bool = False) -
     settings.setmodule(SETTINGS_MODULE, priority="project")
     settings.set("DEMO_SITE_URL", site_url, priority="cmdline")
     settings.set("LOG_LEVEL", "INFO" if verbose else "WARNING", priority="cmdline")
-    # No network is fine here: the cookie middleware's public-suffix list falls back to its snapshot.
-    logging.getLogger("tldextract").setLevel(logging.ERROR)
     for override in overrides:
         name, sep, value = override.partition("=")
         if not sep or not name:
@@ -83,6 +81,8 @@ def run_crawl(settings: Settings, verbose: bool) -> tuple[Crawler, list[Product]
     process = AsyncCrawlerProcess(settings)
     if not verbose:
         show_captcha_lines()
+    # Offline is fine here: the cookie middleware's public-suffix list falls back to its snapshot.
+    logging.getLogger("tldextract").setLevel(logging.ERROR)
     crawler = process.create_crawler(CatalogSpider)
     items: list[Product] = []
 
