@@ -22,7 +22,17 @@ class InvalidImageError(ValueError):
     """Bytes that are not an image PIL can read."""
 
 
-def _describe(data: bytes) -> str:
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _describe(data: bytes, error: Exception) -> str:
     head = bytes(data[:64]).lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")):
         return "looks like HTML, not an image"
@@ -30,6 +40,12 @@ def _describe(data: bytes) -> str:
         return "looks like JSON, not an image"
     if not data:
         return "is empty"
+    kind = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "WebP"
+    if kind:
+        detail = "" if isinstance(error, UnidentifiedImageError) else f" ({error})"
+        return f"is a truncated or corrupt {kind} image{detail}"
     return f"is not an image PIL can read (starts with {bytes(data[:12])!r})"
 
 
@@ -42,10 +58,7 @@ def load_image(data: ImageInput) -> Image.Image:
         image = Image.open(io.BytesIO(raw))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        reason = _describe(raw)
-        if "not an image" not in reason and reason != "is empty":
-            reason = f"is a corrupt image ({exc})"
-        raise InvalidImageError(f"{len(raw)} bytes: {reason}") from exc
+        raise InvalidImageError(f"{len(raw)} bytes: {_describe(raw, exc)}") from exc
     return image
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,15 +72,23 @@ def save_weights(path: str | Path, model: nn.Module, config: ModelConfig, summar
 def load_weights(path: str | Path | None = None) -> Weights:
     """Read a weights file (default: the bundled model), refusing anything that is not one of ours."""
     path = Path(path) if path is not None else BUNDLED_WEIGHTS
+    if path.is_dir():
+        raise WeightsError(f"weights file {str(path)!r} is a folder, not a file")
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
-        raise WeightsError(f"{path}: refused to load, the file holds more than weights (code or foreign objects): {reason}") from exc
-    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch file (truncated or corrupt?): {exc}") from exc
+        # torch wraps the reason in advice to load unsafely; keep only the reason. A refused GLOBAL is
+        # a function or class the file wanted imported; anything else means it is not a PyTorch file.
+        boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(boilerplate)]
+        reason = lines[0] if lines else exc.__class__.__name__
+        if "GLOBAL" in reason:
+            raise WeightsError(f"{path}: refused to load, the file holds more than weights (code or foreign objects): {reason}") from exc
+        raise WeightsError(f"{path}: not a readable PyTorch file (truncated or corrupt?): {reason}") from exc
+    except Exception as exc:  # unreadable bytes fail in many ways (BadZipFile, RuntimeError, KeyError, EOFError...)
+        raise WeightsError(f"{path}: not a readable PyTorch file (truncated or corrupt?): {exc.__class__.__name__}: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a scrapy-captcha weights file (a plain state dict or another tool's checkpoint?)")
     if payload.get("version") != VERSION:
@@ -90,5 +97,25 @@ def load_weights(path: str | Path | None = None) -> Weights:
         config = ModelConfig.from_dict(payload["config"])
         state_dict = payload["state_dict"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{path}: damaged model settings: {exc}") from exc
-    return Weights(config, state_dict, payload.get("summary") or {})
+        raise WeightsError(f"{path}: damaged model settings: {exc!r}") from exc
+    problem = _misfit(config, state_dict)
+    if problem:
+        raise WeightsError(f"{path}: weights do not fit a {config.arch!r} model with these settings: {problem}")
+    summary = payload.get("summary") or {}
+    return Weights(config, state_dict, summary if isinstance(summary, dict) else {})
+
+
+def _misfit(config: ModelConfig, state_dict: Any) -> str | None:
+    """What keeps ``state_dict`` from loading into the model ``config`` describes, or None."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        return "the state dict is not a mapping of names to tensors"
+    with torch.device("meta"):  # shapes only, no memory
+        expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
+    missing = sorted(expected.keys() - state_dict.keys())
+    unexpected = sorted(state_dict.keys() - expected.keys())
+    wrong = [f"{name} is {tuple(state_dict[name].shape)}, expected {shape}"
+             for name, shape in expected.items() if name in state_dict and tuple(state_dict[name].shape) != shape]
+    parts = [f"missing {', '.join(missing[:5])}" if missing else "",
+             f"unexpected {', '.join(unexpected[:5])}" if unexpected else "",
+             "; ".join(wrong[:5])]
+    return "; ".join(part for part in parts if part) or None

@@ -74,10 +74,11 @@ def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: b
     if not folder.is_dir():
         raise DataError([(folder, "is not a folder")])
     listed = _read_labels_file(folder)
-    samples, problems = [], []
+    samples, problems, seen = [], [], set()
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.name == LABELS_FILE or path.is_dir():
             continue
+        seen.add(path.name)
         label = listed.get(path.name) if listed is not None else label_from_name(path)
         if label is None:
             where = f"not listed in {LABELS_FILE}" if listed is not None else "no label in the file name"
@@ -94,6 +95,8 @@ def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: b
             problems.append((path, f"not an image ({exc.__class__.__name__})"))
             continue
         samples.append((path, label))
+    if listed is not None:
+        problems += [(folder / name, f"listed in {LABELS_FILE} but not found") for name in sorted(set(listed) - seen)]
     if problems and not allow_skip:
         raise DataError(problems)
     if problems:

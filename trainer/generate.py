@@ -6,9 +6,13 @@ import multiprocessing
 import os
 import random
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
@@ -45,6 +49,20 @@ def _write_chunk(args: tuple[GeneratorSpec, Path, int, int, int]) -> int:
     return count
 
 
+@contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C is the parent's to handle (it stops the pool and removes the partial folder): worker
+    processes started in this block inherit an ignored SIGINT, even while they are still importing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def generate_dataset(
     out: str | Path,
     count: int,
@@ -76,7 +94,9 @@ def generate_dataset(
                 for task in tasks:
                     bar.update(_write_chunk(task))
             else:
-                with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                with _interrupts_ignored():
+                    pool = multiprocessing.get_context("spawn").Pool(workers)
+                with pool:
                     for done in pool.imap_unordered(_write_chunk, tasks):
                         bar.update(done)
         if out.exists():
