@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test benchmark clean
+.PHONY: install demo test benchmark benchmark-extra clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,15 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Every figure of the README's performance table (about 17 minutes on 2 CPU cores); see benchmarks/.
+benchmark: install
+	$(PY) -m benchmarks
+
+# The same with ddddocr installed, so that it is measured too.
+benchmark-extra: install
+	$(PY) -m pip install --quiet -e '.[benchmarks]'
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
