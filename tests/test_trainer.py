@@ -265,6 +265,20 @@ def test_resume_of_a_finished_run_trains_no_further(trained, dataset, tmp_path, 
     assert metrics(run)["history"] == metrics(trained)["history"]
 
 
+def test_resume_without_a_checkpoint_is_refused(small, tmp_path, capsys):
+    code, _, err = train(capsys, "--data", str(small), "--out", str(tmp_path / "fresh"), "--resume")
+    assert code == 2
+    assert "no checkpoint at" in err and "fresh" in err
+
+
+def test_seed_vgg_refuses_labels_of_another_length(small, tmp_path, capsys):
+    folder = copy_images(small, tmp_path / "mixed", 4)
+    odd = write_png(folder / "99-abc.png")
+    code, _, err = train(capsys, "--data", str(folder), "--out", str(tmp_path / "vgg"), "--arch", "seed-vgg")
+    assert code == 2
+    assert odd.name in err and "is not 4 characters long" in err
+
+
 def test_fine_tuning_starts_from_the_given_weights(trained, small, tmp_path, capsys):
     start = load_weights(trained / "weights.pt")
     out = tmp_path / "tuned"

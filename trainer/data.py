@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,11 +64,13 @@ def _read_labels_file(folder: Path) -> dict[str, str] | None:
     return labels
 
 
-def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: bool = False) -> list[tuple[Path, str]]:
+def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: bool = False,
+                exact_length: bool = False) -> list[tuple[Path, str]]:
     """Find labelled images in ``folder``.
 
     Every file that is not an image, or whose label is missing or outside the alphabet, is
-    reported. With ``allow_skip`` those files are left out (and listed in a warning);
+    reported; with ``exact_length`` (the seed's fixed-length head) so is every label shorter than
+    ``max_length``. With ``allow_skip`` those files are left out (and listed in a warning);
     otherwise a :class:`DataError` names them all.
     """
     folder = Path(folder)
@@ -86,6 +89,8 @@ def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: b
             continue
         try:
             codec.check(label, max_length)
+            if exact_length and len(label) != max_length:
+                raise LabelError(f"label {label!r} is not {max_length} characters long (this model reads fixed-length text)")
             with Image.open(path) as image:
                 image.size  # the header is read; a full decode happens in training
         except LabelError as exc:
@@ -100,8 +105,6 @@ def scan_folder(folder: str | Path, codec: Codec, max_length: int, allow_skip: b
     if problems and not allow_skip:
         raise DataError(problems)
     if problems:
-        import warnings
-
         warnings.warn(str(DataError(problems)).replace("unusable", "skipped"), stacklevel=2)
     if not samples:
         raise DataError([(folder, "holds no labelled images")])

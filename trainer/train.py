@@ -31,7 +31,7 @@ from scrapy_captcha.model import ModelConfig, build_model, count_parameters, dec
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights, save_weights
 
 from .augment import build_augmentation
-from .data import Batch, Collate, LabelledFolder, SyntheticStream, scan_folder, synthetic_samples
+from .data import Batch, Collate, DataError, LabelledFolder, SyntheticStream, scan_folder, synthetic_samples
 from .generate import GeneratorSpec
 from .metrics import score
 from .plots import plot_curves, plot_predictions
@@ -68,6 +68,10 @@ class TrainConfig:
 def run(cfg: TrainConfig) -> dict[str, Any]:
     """Train as ``cfg`` says and return the final metrics."""
     # -- processes and devices -------------------------------------------------------------
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, not {cfg.epochs}")
+    if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
+        raise ValueError(f"--resume: there is no checkpoint at {Path(cfg.out) / 'checkpoint.pt'}")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -100,9 +104,12 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     transform = build_augmentation() if cfg.augment else None
     collate = Collate(config)
     if cfg.train_dir:
-        samples = scan_folder(cfg.train_dir, collate.codec, config.max_length, cfg.allow_skip)
+        exact = config.head == "one-hot"
+        samples = scan_folder(cfg.train_dir, collate.codec, config.max_length, cfg.allow_skip, exact)
         if cfg.val_dir:
-            val_items = scan_folder(cfg.val_dir, collate.codec, config.max_length, cfg.allow_skip)
+            val_items = scan_folder(cfg.val_dir, collate.codec, config.max_length, cfg.allow_skip, exact)
+        elif len(samples) < 2:
+            raise DataError([(Path(cfg.train_dir), "needs at least 2 images to hold some out for validation (or pass --val)")])
         else:  # hold out a tenth, the same tenth for every run with this seed
             random.Random(cfg.seed).shuffle(samples)
             cut = max(1, len(samples) // 10)
@@ -119,7 +126,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         loader = DataLoader(train_set, cfg.batch_size, num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
         steps_per_epoch = cfg.steps_per_epoch
         if cfg.val_dir:
-            val_set = LabelledFolder(scan_folder(cfg.val_dir, collate.codec, config.max_length, cfg.allow_skip), config)
+            val_set = LabelledFolder(scan_folder(cfg.val_dir, collate.codec, config.max_length, cfg.allow_skip,
+                                                 config.head == "one-hot"), config)
         else:
             val_set = synthetic_samples(spec, config, cfg.val_size, seed=10**6 + cfg.seed) if main else []
     val_loader = DataLoader(val_set, 256, collate_fn=collate, num_workers=0)
@@ -130,7 +138,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     criterion = Criterion(config)
     step, spent, history, best = 0, 0.0, [], {"sequence_accuracy": -1.0, "epoch": 0}
     checkpoint_path = out / "checkpoint.pt"
-    if cfg.resume and checkpoint_path.exists():
+    if cfg.resume:
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
