@@ -70,6 +70,7 @@ def describe() -> dict[str, Any]:
         "captcha": version("captcha"),
         "ddddocr": version("ddddocr"),
         "onnxruntime": version("onnxruntime"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "commit": git_commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }

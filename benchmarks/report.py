@@ -1,9 +1,12 @@
 """Render ``results.json`` as ``results.md``, and the README's performance table from the same data.
 
-    python -m benchmarks.report             # rewrite benchmarks/results.md from benchmarks/results.json
-    python -m benchmarks.report --readme    # print the README's performance section
+    python -m benchmarks.report                            # rewrite benchmarks/results.md from results.json
+    python -m benchmarks.report --readme                   # print the README's performance tables
+    python -m benchmarks.report --update-readme README.md  # put them between the README's markers
+    python -m benchmarks.report --check-readme README.md   # fail if the README's tables are out of date
 
-Both come from the functions here, so the README and ``results.md`` always show the same numbers.
+Both come from :func:`readme_table`, so the README and ``results.md`` always show the same numbers.
+The README holds the tables between ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+README_START, README_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 COLUMNS = ("bundled", "seed-vgg", "ddddocr")  # the head-to-head models, in table order
 LATENCY_GOAL, SIZE_GOAL = 50, 30
 
@@ -239,7 +243,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     parts += [
         f"Command: `{results.get('command')}`  ",
         f"Machine: {machine_line(results)}  ",
-        f"Finished {results.get('finished')}, {results.get('total_minutes', 0):.1f} minutes in all.",
+        f"Finished {results.get('finished')}, {results.get('total_minutes', 0):.1f} minutes in all; load average "
+        f"(1, 5, 15 min) when it started: {_get(results, 'machine', 'load_average_at_start')} "
+        f"(well above 0 means something else was using the CPU).",
         "",
         "Every figure here comes from this one run: the contenders were measured side by side on the same machine "
         "and the same images, taking turns so that passing load on the machine hits them alike; latencies are "
@@ -282,7 +288,8 @@ def _goals(results: dict[str, Any]) -> str:
         f"- More accurate: {_signed(seed.get('sequence_accuracy_difference'))} case-sensitive, "
         f"{_signed(seed.get('sequence_accuracy_case_insensitive_difference'))} any case (percentage points, bundled "
         f"minus seed network trained for the budget): **{verdict(goals.get('higher_accuracy'))}**.",
-        f"- Throughput at batch 64: {times(seed.get('throughput_ratio'))} the seed network's images per second.",
+        f"- Throughput at batch {_get(results, 'speed', 'throughput', 'bundled', 'batch_size')}: "
+        f"{times(seed.get('throughput_ratio'))} the seed network's images per second.",
     ]
     d = r.get("ddddocr", {})
     if d and d.get("latency_speedup_1_thread"):
@@ -370,7 +377,7 @@ def _training(results: dict[str, Any]) -> str:
         curves.append(f"- {run['label']} (minutes: any-case validation accuracy): {points}")
     text = (f"Each model trained from scratch in this run, one after the other, with the same wall-clock budget of "
             f"{budget.get('minutes', 0):g} minutes (the trainer's `--max-minutes` fits the whole one-cycle schedule "
-            f"into it). Minutes are the trainer's clock (from the first step; validation time included), read at each "
+            f"into it). Minutes are the trainer's clock (from the start of the training loop; validation time included), read at each "
             f"validation, every {budget.get('steps_per_epoch')} steps, on {budget.get('val_size')} synthetic images "
             f"of both styles. Same recipe for both (synthetic captchas of both library styles, batch "
             f"{budget.get('batch_size')}, AdamW one-cycle, augmentation on) except the learning rate: the seed "
@@ -381,7 +388,8 @@ def _training(results: dict[str, Any]) -> str:
     if long_run:
         to = long_run["minutes_to"]
         out += ["", f"For reference, not reproduced by this command: the bundled model's own training run "
-                    f"(`{long_run['source']}`, {long_run.get('budget_minutes'):g}-minute budget) reached "
+                    f"(`{long_run['source']}`, {long_run.get('budget_minutes'):g}-minute budget, validated every "
+                    f"{long_run.get('steps_per_epoch')} steps) reached "
                     f"90% any case at {minutes(to.get('0.90'))} and 95% at {minutes(to.get('0.95'))}, best "
                     f"{pct(long_run.get('best_accuracy_case_insensitive'))} over {minutes(long_run.get('total_minutes'))}."]
     return "\n".join(out)
@@ -408,13 +416,45 @@ def _crawl(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def readme_block(text: str) -> str | None:
+    """What a README holds between the benchmark markers, or None when it has no markers."""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return None
+    return text[start + len(README_START):end].strip("\n") + "\n"
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> None:
+    """Replace the text between the README's benchmark markers with :func:`readme_table`."""
+    text = readme.read_text(encoding="utf-8")
+    if readme_block(text) is None:
+        raise SystemExit(f"{readme}: no {README_START} ... {README_END} markers to put the tables between")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{readme_table(results)}{README_END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", type=Path, default=HERE / "results.json")
-    parser.add_argument("--readme", action="store_true", help="print the README's performance section instead")
+    parser.add_argument("--readme", action="store_true", help="print the README's performance tables instead")
+    parser.add_argument("--update-readme", type=Path, metavar="README",
+                        help=f"write the tables into README between {README_START} and {README_END}")
+    parser.add_argument("--check-readme", type=Path, metavar="README",
+                        help="exit with status 1 if README's tables differ from results.json")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text(encoding="utf-8"))
-    if args.readme:
+    if args.check_readme:
+        block = readme_block(args.check_readme.read_text(encoding="utf-8"))
+        if block != readme_table(results):
+            print(f"{args.check_readme} does not show {args.results}: "
+                  f"python -m benchmarks.report --update-readme {args.check_readme}", file=sys.stderr)
+            return 1
+        print(f"{args.check_readme} agrees with {args.results}")
+    elif args.update_readme:
+        update_readme(args.update_readme, results)
+        print(f"updated {args.update_readme}")
+    elif args.readme:
         sys.stdout.write(readme_table(results))
     else:
         target = args.results.with_name("results.md")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -39,3 +41,13 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     assert "| Captcha accuracy, any case |" in readme
     assert readme in markdown  # the README's performance section is the one in results.md
     assert "Captcha accuracy, any case" in markdown and results["command"] in markdown
+
+
+def test_readme_performance_tables_match_results() -> None:
+    """The README's tables are the ones rendered from benchmarks/results.json (once both exist)."""
+    results, readme = REPO / "benchmarks" / "results.json", REPO / "README.md"
+    if not results.exists() or not readme.exists() or "<!-- benchmarks:start -->" not in readme.read_text(encoding="utf-8"):
+        pytest.skip("no benchmarks/results.json, or no <!-- benchmarks:start --> block in README.md yet")
+    check = subprocess.run([sys.executable, "-m", "benchmarks.report", str(results), "--check-readme", str(readme)],
+                           cwd=REPO, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
