@@ -5,11 +5,23 @@ from .image import InvalidImageError, to_tensor
 from .model import ModelConfig, build_model
 from .solver import Solver
 from .weights import BUNDLED_WEIGHTS, Weights, WeightsError, load_weights, save_weights
+from .detection import CaptchaForm, find_captcha
+from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaSettingsError, CaptchaUnsolved
+from .middleware import CaptchaMiddleware
+from .addon import Addon
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Addon",
     "BUNDLED_WEIGHTS",
+    "CaptchaError",
+    "CaptchaForm",
+    "CaptchaFormError",
+    "CaptchaImageError",
+    "CaptchaMiddleware",
+    "CaptchaSettingsError",
+    "CaptchaUnsolved",
     "Codec",
     "InvalidImageError",
     "LabelError",
@@ -20,6 +32,7 @@ __all__ = [
     "Weights",
     "WeightsError",
     "build_model",
+    "find_captcha",
     "load_weights",
     "save_weights",
     "to_tensor",

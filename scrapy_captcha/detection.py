@@ -1,0 +1,267 @@
+"""Finding the captcha form on a page: a pure function of the response, no Scrapy engine needed.
+
+:func:`find_captcha` returns a :class:`CaptchaForm` (the ``<form>``, the captcha ``<img>``, its URL
+and the name of the text field to fill) or ``None``.
+
+Without explicit selectors the heuristics look for a ``<form>`` holding an ``<img>`` whose
+``src``/``id``/``name``/``class``/``alt``/``title`` suggests a captcha, and a text field whose
+name/id/placeholder suggests the answer (or the form's only text field). A captcha gate asks for
+nothing else: forms with other empty fields to fill (a password, an e-mail, a comment) are left
+to the spider, since the middleware cannot fill them; so are third-party widgets (reCAPTCHA,
+hCaptcha, Turnstile...), which are not text images.
+
+Explicit selectors win: a page is a captcha page when they match, whatever it looks like.
+Selectors starting with ``/`` or ``(`` are XPath, others CSS. A field may be given by its
+input name or by a selector.
+
+Pages without captchas cost a few byte searches: the HTML is parsed only when the raw body
+contains ``<form``, ``<img`` and a captcha-ish word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from parsel import Selector, SelectorList
+from scrapy.http import HtmlResponse, Response, TextResponse
+from w3lib.url import parse_data_uri
+
+__all__ = ["CaptchaForm", "find_captcha", "select"]
+
+_WORDS = (
+    r"captcha|kaptcha|capcha|securimage|yzm"
+    r"|verif(?:y|ication)?[-_ ]?(?:code|image|img|pic)"
+    r"|(?:check|valid(?:ate|ation)?|auth|security|secure|img|pic|confirm)[-_ ]?code"
+    r"|\bv[-_]?code\b"
+)
+#: Words that mark an image or field as a captcha.
+CAPTCHA_HINT = re.compile(_WORDS, re.I)
+_CAPTCHA_HINT_BYTES = re.compile(_WORDS.encode(), re.I)
+#: Widgets that are not text images: never ours to solve.
+FOREIGN_WIDGET = re.compile(r"recaptcha|hcaptcha|turnstile|geetest|arkose|funcaptcha|friendlycaptcha", re.I)
+#: Field names that suggest where an answer goes, even without a captcha word.
+ANSWER_HINT = re.compile(r"answer|solution|code|verif|challenge|response|security|human", re.I)
+#: Images near a captcha that are not the captcha.
+NOT_THE_IMAGE = re.compile(r"refresh|reload|renew|another|audio|sound|speaker|icon|logo|spinner|loading|button|btn", re.I)
+
+_FORM_TAG = re.compile(rb"<form[\s/>]", re.I)
+_IMG_TAG = re.compile(rb"<img[\s/>]", re.I)
+_TEXT_TYPES = {"", "text", "tel", "number"}
+_FILLABLE_TYPES = _TEXT_TYPES | {"password", "email", "search", "url"}
+_SMALL_ICON = 32  # px: an <img> this small is a button, not a captcha
+
+
+@dataclass(frozen=True)
+class CaptchaForm:
+    """A captcha found on a page."""
+
+    form: Selector
+    """The ``<form>`` to submit."""
+    image: Selector
+    """The captcha ``<img>``."""
+    image_url: str
+    """Absolute URL of the image, a ``data:`` URI, or ``""`` when the ``<img>`` has no source."""
+    field: str
+    """Name of the text input the answer goes into."""
+
+    @property
+    def is_inline(self) -> bool:
+        """True when the image is a ``data:`` URI (no download needed)."""
+        return self.image_url[:5].lower() == "data:"
+
+    def inline_image(self) -> bytes:
+        """The bytes of a ``data:`` URI image; ``ValueError`` if the URI is malformed."""
+        return parse_data_uri(self.image_url).data
+
+
+def select(root: Selector | Response, selector: str) -> SelectorList:
+    """Match ``selector`` under ``root``: XPath if it starts with ``/`` or ``(``, CSS otherwise."""
+    selector = selector.strip()
+    if selector.startswith(("/", "(")):
+        return root.xpath(selector)
+    return root.css(selector)
+
+
+def find_captcha(
+    response: Response,
+    form_selector: str | None = None,
+    image_selector: str | None = None,
+    field: str | None = None,
+) -> CaptchaForm | None:
+    """The captcha form of ``response``, or ``None`` if the page has none.
+
+    ``form_selector``, ``image_selector`` and ``field`` override the heuristics for their part.
+    """
+    if not isinstance(response, HtmlResponse):
+        return None
+    body = response.body
+    if not _FORM_TAG.search(body) or not _IMG_TAG.search(body):
+        return None
+    if not (form_selector or image_selector or field) and not _CAPTCHA_HINT_BYTES.search(body):
+        return None
+    try:
+        return _find(response, form_selector, image_selector, field)
+    except (ValueError, SyntaxError) as exc:  # a malformed selector given by the user
+        raise ValueError(f"invalid captcha selector: {exc}") from exc
+
+
+def _find(response: TextResponse, form_selector: str | None, image_selector: str | None, field: str | None) -> CaptchaForm | None:
+    image = None
+    if image_selector:
+        image = _first_img(select(response, image_selector))
+        if image is None:
+            return None
+    if form_selector:
+        forms = [form for form in select(response, form_selector) if _tag(form) == "form"][:1]
+    elif image is not None and image.xpath("ancestor::form"):
+        forms = [image.xpath("ancestor::form[1]")[0]]
+    else:
+        forms = list(response.xpath("//form"))
+    heuristic = not (form_selector or image_selector)
+    for form in forms:
+        found = _match_form(response, form, image, field)
+        if found is not None and not (heuristic and _asks_for_more(form, found.field)):
+            return found
+    return None
+
+
+def _match_form(response: TextResponse, form: Selector, image: Selector | None, field: str | None) -> CaptchaForm | None:
+    field_name = _explicit_field(form, field) if field else _guess_field(form)
+    if field_name is None:
+        return None
+    if image is None:
+        image = _guess_image(response, form, strong_field=bool(CAPTCHA_HINT.search(field_name)))
+        if image is None:
+            return None
+    return CaptchaForm(form=form, image=image, image_url=_image_url(response, image), field=field_name)
+
+
+def _tag(selector: Selector) -> str:
+    tag = getattr(selector.root, "tag", "")
+    return tag.lower() if isinstance(tag, str) else ""
+
+
+def _first_img(matches: SelectorList) -> Selector | None:
+    for match in matches:
+        if _tag(match) == "img":
+            return match
+        inner = match.xpath("descendant::img[1]")
+        if inner:
+            return inner[0]
+    return None
+
+
+def _asks_for_more(form: Selector, field: str) -> bool:
+    """Does the form have empty fields to fill besides the captcha answer?"""
+    for element in form.xpath("descendant::input | descendant::textarea"):
+        kind = element.attrib.get("type", "").strip().lower()
+        if _tag(element) == "input" and kind not in _FILLABLE_TYPES:
+            continue
+        name = element.attrib.get("name")
+        if not name or name == field or "disabled" in element.attrib or "readonly" in element.attrib:
+            continue
+        value = element.attrib.get("value", "") if _tag(element) == "input" else "".join(element.xpath("text()").getall())
+        if kind == "password" or not value.strip():
+            return True
+    return False
+
+
+def _attrs(selector: Selector, *names: str) -> str:
+    return " ".join(selector.attrib.get(name, "") for name in names)
+
+
+def _text_inputs(form: Selector) -> list[Selector]:
+    inputs = []
+    for element in form.xpath("descendant::input | descendant::textarea"):
+        kind = element.attrib.get("type", "").strip().lower()
+        if _tag(element) == "input" and kind not in _TEXT_TYPES:
+            continue
+        if "disabled" in element.attrib or "readonly" in element.attrib:
+            continue
+        if element.attrib.get("name"):
+            inputs.append(element)
+    return inputs
+
+
+def _guess_field(form: Selector) -> str | None:
+    inputs = _text_inputs(form)
+    described = [(element, _attrs(element, "name", "id", "placeholder", "aria-label", "class")) for element in inputs]
+    for hint in (CAPTCHA_HINT, ANSWER_HINT):
+        for element, words in described:
+            if hint.search(words):
+                return element.attrib["name"]
+    if len(inputs) == 1:
+        return inputs[0].attrib["name"]
+    return None
+
+
+def _explicit_field(form: Selector, field: str) -> str | None:
+    if form.xpath("descendant::input[@name = $name] | descendant::textarea[@name = $name]", name=field):
+        return field
+    try:
+        matches = select(form, field)
+    except (ValueError, SyntaxError):
+        return None
+    for match in matches:
+        name = match.attrib.get("name")
+        if name:
+            return name
+    return None
+
+
+def _image_score(image: Selector) -> int:
+    src = image.attrib.get("src", "") or image.attrib.get("data-src", "")
+    described = _attrs(image, "id", "name", "class", "alt", "title")
+    if FOREIGN_WIDGET.search(src) or FOREIGN_WIDGET.search(described):
+        return -100
+    score = 0
+    if CAPTCHA_HINT.search(src[:300] if not src.startswith("data:") else ""):
+        score += 3
+    if CAPTCHA_HINT.search(_attrs(image, "id", "name")):
+        score += 2
+    if CAPTCHA_HINT.search(_attrs(image, "class", "alt", "title")):
+        score += 1
+    if score and NOT_THE_IMAGE.search(f"{src[:300]} {described}"):
+        score -= 3
+    if score and _is_small(image):
+        score -= 3
+    return score
+
+
+def _is_small(image: Selector) -> bool:
+    for name in ("width", "height"):
+        value = image.attrib.get(name, "").strip().removesuffix("px")
+        if value.isdigit() and int(value) <= _SMALL_ICON:
+            return True
+    return False
+
+
+def _best_image(images: SelectorList) -> Selector | None:
+    scored = [(score, -position, image) for position, image in enumerate(images) if (score := _image_score(image)) > 0]
+    return max(scored, key=lambda entry: entry[:2])[2] if scored else None
+
+
+def _guess_image(response: TextResponse, form: Selector, strong_field: bool) -> Selector | None:
+    images = form.xpath("descendant::img")
+    best = _best_image(images)
+    if best is not None or not strong_field:
+        return best
+    # The field is clearly a captcha field: accept the form's only image, or the page's only
+    # captcha-looking image when the form holds none (some sites put the image just above it).
+    if len(images) == 1 and _image_score(images[0]) > -100:
+        return images[0]
+    if not images:
+        outside = [image for image in response.xpath("//img") if _image_score(image) > 0]
+        if len(outside) == 1:
+            return outside[0]
+    return None
+
+
+def _image_url(response: TextResponse, image: Selector) -> str:
+    src = (image.attrib.get("src") or image.attrib.get("data-src") or "").strip()
+    if not src or src.lower() == "about:blank":
+        return ""
+    if src[:5].lower() == "data:":
+        return src
+    return response.urljoin(src)
