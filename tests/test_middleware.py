@@ -201,13 +201,14 @@ async def test_data_uri_image_needs_no_download(demo_site):
     assert outcome.stats["downloader/request_count"] == len(site.expected_pages()) + 2 + outcome.captcha("attempts")  # + redirect hop + captcha page
 
 
-@pytest.mark.parametrize("mode", ["redirect", "inline"])
+@pytest.mark.parametrize(("mode", "status"), [("redirect", 403), ("inline", 403), ("inline", 503)])
 @pytest_twisted.ensureDeferred
-async def test_captcha_served_with_403(demo_site, mode):
-    site = demo_site(captcha_status=403, captcha_mode=mode, **SMALL)
+async def test_captcha_served_with_an_error_status(demo_site, mode, status):
+    site = demo_site(captcha_status=status, captcha_mode=mode, **SMALL)
     outcome = await crawl(site)
     assert_complete(outcome, site)
     assert outcome.captcha("solved") == 1
+    assert "retry/count" not in outcome.stats  # solved before RetryMiddleware could retry the 503 page
 
 
 @pytest_twisted.ensureDeferred
@@ -259,11 +260,18 @@ async def test_captcha_skip_leaves_the_page_to_the_spider(demo_site):
 
 
 @pytest_twisted.ensureDeferred
-async def test_low_confidence_answers_are_not_submitted(demo_site):
+async def test_low_confidence_answers_are_not_submitted(demo_site, tmp_path):
+    import torch
+
+    from scrapy_captcha import ModelConfig, build_model, save_weights
+
+    # An untrained model is never sure of anything, whereas the bundled one may reach confidence 1.0.
+    torch.manual_seed(0)
+    untrained = save_weights(tmp_path / "untrained.pt", build_model(ModelConfig()), ModelConfig())
     site = demo_site(**SMALL)
-    outcome = await crawl(site, {"CAPTCHA_MIN_CONFIDENCE": 1.0, "CAPTCHA_MAX_ATTEMPTS": 3})
+    outcome = await crawl(site, {"CAPTCHA_WEIGHTS": str(untrained), "CAPTCHA_MIN_CONFIDENCE": 0.5, "CAPTCHA_MAX_ATTEMPTS": 3})
     [error] = outcome.errors()
-    assert isinstance(error, CaptchaUnsolved) and "CAPTCHA_MIN_CONFIDENCE" in error.reason
+    assert isinstance(error, CaptchaUnsolved) and ("CAPTCHA_MIN_CONFIDENCE 0.5" in error.reason or "read no text" in error.reason)
     assert outcome.captcha("low_confidence") == site.stats["images"] == 3
     assert site.stats["answers"] == 0
     assert_consistent(outcome, site)
