@@ -5,10 +5,18 @@ from .image import InvalidImageError, to_tensor
 from .model import ModelConfig, build_model
 from .solver import Solver
 from .weights import BUNDLED_WEIGHTS, Weights, WeightsError, load_weights, save_weights
-from .detection import CaptchaForm, find_captcha
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaSettingsError, CaptchaUnsolved
-from .middleware import CaptchaMiddleware
-from .addon import Addon
+
+# The Scrapy side is imported on first use, so the trainer's worker processes never load Scrapy.
+_LAZY = {"CaptchaMiddleware": "middleware", "Addon": "addon", "CaptchaForm": "detection", "find_captcha": "detection"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

@@ -215,14 +215,15 @@ def _image_score(image: Selector) -> int:
     described = _attrs(image, "id", "name", "class", "alt", "title")
     if FOREIGN_WIDGET.search(src) or FOREIGN_WIDGET.search(described):
         return -100
+    src_hint = "" if src.startswith("data:") else src[:300]  # base64 can spell any word, "logo" included
     score = 0
-    if CAPTCHA_HINT.search(src[:300] if not src.startswith("data:") else ""):
+    if CAPTCHA_HINT.search(src_hint):
         score += 3
     if CAPTCHA_HINT.search(_attrs(image, "id", "name")):
         score += 2
     if CAPTCHA_HINT.search(_attrs(image, "class", "alt", "title")):
         score += 1
-    if score and NOT_THE_IMAGE.search(f"{src[:300]} {described}"):
+    if score and NOT_THE_IMAGE.search(f"{src_hint} {described}"):
         score -= 3
     if score and _is_small(image):
         score -= 3

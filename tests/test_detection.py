@@ -94,6 +94,12 @@ def test_data_uri_image_is_read_from_the_page():
     assert found.inline_image() == PNG
 
 
+def test_data_uri_whose_base64_spells_a_logo_word_is_still_detected():
+    uri = "data:image/png;base64,iconLOGObtn" + base64.b64encode(PNG).decode()
+    found = find_captcha(page(DEMO_GATE.replace("/captcha/image?t=1f", uri)))
+    assert found is not None and found.is_inline
+
+
 def test_malformed_data_uri_is_reported_when_read():
     found = find_captcha(page(DEMO_GATE.replace("/captcha/image?t=1f", "data:")))
     assert found is not None and found.is_inline
