@@ -52,18 +52,14 @@ the captcha meanwhile wait for the round, then fetch their page again without so
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import logging
 import os
 import re
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable
 from urllib.parse import urlsplit
 
 import torch
@@ -75,18 +71,14 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import DeferredLock
 from w3lib.url import canonicalize_url
 
-from .codec import Codec, Prediction
+from .answers import AnswerRules, answer_rules
+from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, select
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaSettingsError, CaptchaUnsolved
-from .image import InvalidImageError, load_image, to_tensor
-from .model import ModelConfig, decode
+from .harvest import Harvester
+from .image import InvalidImageError, load_image
 from .solver import Solver
 from .weights import BUNDLED_WEIGHTS
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
 
 try:
     from scrapy.utils.asyncio import run_in_thread
@@ -245,118 +237,11 @@ def load_solver(path: Path, device: str) -> Solver:
     return _cached_solver(str(path), version, device)
 
 
-@dataclass(frozen=True)
-class AnswerRules:
-    """How the model's classes map onto the answers a site accepts (case folding, alphabet)."""
-
-    codec: Codec
-    matrix: torch.Tensor  # model classes x answer classes, 0/1
-    one_hot: bool
-
-
-def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None) -> AnswerRules | None:
-    """Rules mapping the model's characters to allowed answers; ``None`` when nothing changes.
-
-    A character is kept if its case-folded form is in ``alphabet``; the probabilities of
-    characters that fold together ('a' and 'A' for a lower-case site) are added, and the rest
-    are dropped before decoding, so the answer and its confidence only consider allowed answers.
-    """
-    fold = {"lower": str.lower, "upper": str.upper}.get(answer_case, lambda c: c)
-    targets: list[str | None] = []
-    answers: list[str] = []
-    for char in config.alphabet:
-        folded = fold(char) if len(fold(char)) == 1 else char
-        if alphabet is not None and folded not in alphabet:
-            targets.append(None)
-            continue
-        targets.append(folded)
-        if folded not in answers:
-            answers.append(folded)
-    if not answers:
-        raise CaptchaSettingsError(f"CAPTCHA_ALPHABET {alphabet!r} shares no character with the model's alphabet {config.alphabet!r}")
-    if answers == list(config.alphabet):
-        return None
-    one_hot = config.head == "one-hot"
-    offset = 0 if one_hot else 1  # CTC class 0 is the blank
-    matrix = torch.zeros(len(targets) + offset, len(answers) + offset)
-    if not one_hot:
-        matrix[0, 0] = 1.0
-    for index, target in enumerate(targets):
-        if target is not None:
-            matrix[index + offset, answers.index(target) + offset] = 1.0
-    return AnswerRules(Codec("".join(answers)), matrix, one_hot)
-
-
 def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes) -> tuple[Prediction, float]:
     """Read one captcha image (blocking: run it in a thread). Returns the prediction and the seconds spent."""
     started = time.perf_counter()
-    image = load_image(data)  # InvalidImageError with a reason
-    if rules is None:
-        prediction = solver.solve(image)
-    else:
-        batch = to_tensor(image, solver.config).unsqueeze(0).to(solver.device)
-        with torch.inference_mode():
-            logits = solver.model(batch).float()
-        if rules.one_hot:
-            size = len(solver.config.alphabet)
-            probs = logits.view(1, -1, size).softmax(-1) @ rules.matrix.to(logits.device)
-            prediction = decode((probs + 1e-12).log().reshape(1, -1), solver.config, rules.codec)[0]
-        else:
-            probs = logits.softmax(-1) @ rules.matrix.to(logits.device)
-            prediction = rules.codec.decode_ctc((probs + 1e-12).log())[0]
+    prediction = solver.solve(load_image(data), rules)  # load_image: InvalidImageError with a reason
     return prediction, time.perf_counter() - started
-
-
-# -- harvesting ---------------------------------------------------------------------------------
-
-_HARVESTED = re.compile(r"^(\d+)-")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class Harvester:
-    """Saves accepted captcha images as ``{index}-{answer}.png``; indexes continue after the highest
-    one in the directory, also when several crawls write there at once."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self._lock = threading.Lock()
-
-    def _first_free_index(self) -> int:
-        indexes = [int(m.group(1)) for name in os.listdir(self.directory) if (m := _HARVESTED.match(name))]
-        return max(indexes, default=-1) + 1
-
-    def save(self, data: bytes, answer: str) -> Path | None:
-        """Write the image atomically; ``None`` if the answer cannot be a file name."""
-        if not answer or any(c in answer for c in '/\\:*?"<>|') or not answer.isprintable():
-            return None
-        if bytes(data[:8]) != _PNG_SIGNATURE:
-            buffer = io.BytesIO()
-            load_image(data).save(buffer, "PNG")
-            data = buffer.getvalue()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".harvest-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            with self._lock, _locked(self.directory / ".harvest.lock"):
-                index = self._first_free_index()
-                while True:
-                    target = self.directory / f"{index}-{answer}.png"
-                    try:
-                        os.link(tmp, target)  # never replaces a file
-                        return target
-                    except FileExistsError:
-                        index += 1
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` between processes (where the OS has ``flock``)."""
-    with open(path, "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 # -- the middleware -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ network returns ``(N, max_length * len(alphabet))`` one-hot logits.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch

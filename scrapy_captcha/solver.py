@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -12,6 +12,9 @@ from .codec import Codec, Prediction
 from .image import ImageInput, to_tensor
 from .model import decode
 from .weights import Weights, load_weights
+
+if TYPE_CHECKING:
+    from .answers import AnswerRules
 
 
 class Solver:
@@ -30,13 +33,15 @@ class Solver:
         """Load weights from ``path`` (default: the bundled model)."""
         return cls(load_weights(path), device)
 
-    def solve(self, image: ImageInput) -> Prediction:
-        """Read the text of one captcha image."""
-        return self.solve_batch([image])[0]
+    def solve(self, image: ImageInput, rules: AnswerRules | None = None) -> Prediction:
+        """Read the text of one captcha image (``rules``: restrict the answers' case or alphabet)."""
+        return self.solve_batch([image], rules)[0]
 
-    def solve_batch(self, images: Sequence[ImageInput]) -> list[Prediction]:
+    def solve_batch(self, images: Sequence[ImageInput], rules: AnswerRules | None = None) -> list[Prediction]:
         """Read several images in one forward pass."""
         batch = torch.stack([to_tensor(image, self.config) for image in images]).to(self.device)
         with self._lock, torch.inference_mode():
             logits = self.model(batch)
+        if rules is not None:
+            return rules.decode(logits, self.config)
         return decode(logits, self.config, self.codec)

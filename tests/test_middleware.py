@@ -381,7 +381,8 @@ def test_answer_rules_fold_case_and_restrict_the_alphabet():
     from captcha.image import ImageCaptcha
 
     from scrapy_captcha import SEED_ALPHABET, Solver
-    from scrapy_captcha.middleware import answer_rules, read_answer
+    from scrapy_captcha.answers import answer_rules
+    from scrapy_captcha.middleware import read_answer
 
     solver = Solver.from_path()
     config = solver.config
@@ -400,7 +401,8 @@ def test_answer_rules_with_the_seed_one_hot_head():
     import torch
 
     from scrapy_captcha import ModelConfig, Solver, Weights, build_model
-    from scrapy_captcha.middleware import answer_rules, read_answer
+    from scrapy_captcha.answers import answer_rules
+    from scrapy_captcha.middleware import read_answer
 
     config = ModelConfig(arch="seed-vgg", max_length=4)
     torch.manual_seed(0)
@@ -412,7 +414,7 @@ def test_answer_rules_with_the_seed_one_hot_head():
 
 
 def test_harvester_continues_numbering_across_runs_and_processes(tmp_path):
-    from scrapy_captcha.middleware import Harvester
+    from scrapy_captcha.harvest import Harvester
 
     (tmp_path / "7-abcd.png").write_bytes(b"older run")
     (tmp_path / "notes.txt").write_text("not a harvested image")
