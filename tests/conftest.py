@@ -29,3 +29,14 @@ def demo_site() -> Iterator[Callable[..., DemoSite]]:
     yield start
     for site in started:
         site.stop()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread: these models and batches are tiny, and on busy cores two threads spin against each other."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -19,16 +19,7 @@ from trainer import cli
 COUNT = 200
 FLOOR = 0.90  # whole-captcha accuracy, case-insensitive
 
-pytestmark = pytest.mark.skipif(not BUNDLED_WEIGHTS.exists(), reason=f"{BUNDLED_WEIGHTS} is not shipped yet")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: inference on small batches gains nothing from two, and loses a lot on busy cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,8 @@ FAST = ["--workers", "0", "--no-progress", "--seed", "0"]
 NAME = re.compile(rf"^(\d+)-([{re.escape(SEED_ALPHABET)}]{{4}})\.png$")
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 def run_trainer(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """``python -m trainer ARGS`` in a child process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
@@ -68,15 +70,6 @@ def copy_images(source: Path, target: Path, count: int) -> Path:
 def write_png(path: Path, size: tuple[int, int] = (160, 60)) -> Path:
     Image.new("L", size, 255).save(path)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these models and batches are tiny, and on busy cores two threads spin against each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # -- generate ---------------------------------------------------------------------------------------
