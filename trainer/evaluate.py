@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from scrapy_captcha.codec import Codec
-from scrapy_captcha.image import to_tensor
-from scrapy_captcha.model import count_parameters, decode
+from scrapy_captcha.model import count_parameters
+from scrapy_captcha.solver import Solver
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights
 
 from .data import scan_folder
@@ -21,25 +19,19 @@ from .metrics import confusions, score
 def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: int = 256, latency_samples: int = 100,
              allow_skip: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Score ``weights`` (default: the bundled model) on every labelled image in ``data``."""
-    loaded = load_weights(weights)
-    config = loaded.config
-    model = loaded.build(device)
+    solver = Solver(load_weights(weights), device)  # the middleware's path: bytes -> tensor -> logits -> text
+    config = solver.config
     samples = scan_folder(data, Codec(config.alphabet), max_length=10**6, allow_skip=allow_skip)
-    tensors = [to_tensor(path.read_bytes(), config) for path, _ in samples]
+    images = [path.read_bytes() for path, _ in samples]
     truth = [label for _, label in samples]
-    predicted: list[str] = []
-    with torch.inference_mode():
-        for start in range(0, len(tensors), batch_size):
-            batch = torch.stack(tensors[start:start + batch_size]).to(device)
-            predicted += [p.text for p in decode(model(batch), config)]
-        latencies = []
-        for path, _ in samples[:3]:  # warm-up: the first calls pay for allocations
-            decode(model(to_tensor(path.read_bytes(), config)[None].to(device)), config)
-        for path, _ in samples[:latency_samples]:  # bytes to text, one image at a time, as in a crawl
-            raw = path.read_bytes()
-            began = time.perf_counter()
-            decode(model(to_tensor(raw, config)[None].to(device)), config)
-            latencies.append((time.perf_counter() - began) * 1000)
+    predicted = [p.text for start in range(0, len(images), batch_size) for p in solver.solve_batch(images[start:start + batch_size])]
+    for image in images[:3]:  # warm-up: the first calls pay for allocations
+        solver.solve(image)
+    latencies = []
+    for image in images[:latency_samples]:  # one image at a time, as in a crawl
+        began = time.perf_counter()
+        solver.solve(image)
+        latencies.append((time.perf_counter() - began) * 1000)
     return {
         **score(predicted, truth),
         "confusions": [{"true": t, "predicted": p, "count": n} for t, p, n in confusions(predicted, truth)],
@@ -47,7 +39,7 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
         "latency_ms_median": statistics.median(latencies),
         "weights": str(weights or BUNDLED_WEIGHTS),
         "arch": config.arch,
-        "parameters": count_parameters(model),
+        "parameters": count_parameters(solver.model),
         "data": str(data),
         "mistakes": [{"file": path.name, "predicted": p} for (path, t), p in zip(samples, predicted) if p != t][:50],
     }
