@@ -3,9 +3,29 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-scrapy-lowest bundled-weights benchmark benchmark-extra clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights benchmark benchmark-extra clean
 
 install: $(VENV)/.installed
+
+# Debian packages the tests and the trainer use: a real Redis for the scrapy-redis test, Chromium
+# for the labelling page's browser test, fonts for the synthetic renderer. Installed when apt-get
+# can (root on Debian/Ubuntu); elsewhere install them yourself (README, "Development").
+SYSTEM_PACKAGES := redis-server chromium chromium-driver
+
+system-packages: $(VENV)/.system-packages
+
+$(VENV)/.system-packages: Makefile
+	@mkdir -p $(VENV)
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+		if [ -n "$$missing" ]; then \
+			echo "apt-get install $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		fi; \
+	else \
+		echo "not root on Debian: install these yourself if missing: $(SYSTEM_PACKAGES)"; \
+	fi
+	touch $@
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +33,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[trainer,test]'
 	touch $@
 
-demo: install
+demo: install system-packages
 	$(PY) -m example_project.demo
 
-test: install
+test: install system-packages
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-scrapy-lowest
 
