@@ -35,6 +35,8 @@ captcha/incorrect, captcha/form_refused (submissions the site answered with an H
 new captcha, e.g. an expired CSRF token), captcha/low_confidence, captcha/image_errors,
 captcha/gave_up, captcha/solve_time (seconds in the model), captcha/waited.
 
+Settings are read and checked once, by :func:`scrapy_captcha.settings.read_settings`.
+
 Order: PRIORITY (560) puts the middleware after HttpCompressionMiddleware (590), RedirectMiddleware
 (600), MetaRefreshMiddleware (580) and CookiesMiddleware (700) on the response path, so it sees
 decompressed pages at the end of redirect chains with the session cookies stored; and before
@@ -54,18 +56,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable
 from urllib.parse import urlsplit
 
-import torch
 from form2request import form2request
 from scrapy import Request
-from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import DeferredLock
@@ -73,12 +71,12 @@ from w3lib.url import canonicalize_url
 
 from .answers import AnswerRules, answer_rules
 from .codec import Prediction
-from .detection import CaptchaForm, find_captcha, select
-from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaSettingsError, CaptchaUnsolved
+from .detection import CaptchaForm, find_captcha
+from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaUnsolved
 from .harvest import Harvester
 from .image import InvalidImageError, load_image
+from .settings import CaptchaSettings, read_settings
 from .solver import Solver
-from .weights import BUNDLED_WEIGHTS
 
 try:
     from scrapy.utils.asyncio import run_in_thread
@@ -93,14 +91,12 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from scrapy.crawler import Crawler
-    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
 #: Default position in DOWNLOADER_MIDDLEWARES (see the module docstring for why).
 PRIORITY = 560
 STATS_PREFIX = "captcha"
-ANSWER_CASES = ("as-is", "lower", "upper")
 
 #: Marks the middleware's own sub-requests, which it must not intercept.
 SUBREQUEST_KEY = "_captcha_subrequest"
@@ -113,110 +109,6 @@ SESSION_HEADERS = ("User-Agent", "Accept-Language")
 SLOT_SUFFIX = "~captcha"
 #: Meta keys that belong to one download and are not carried over when re-fetching a page.
 _PER_DOWNLOAD_META = re.compile(r"^(redirect_|retry_times$|download_latency$|download_slot$|_captcha)")
-
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaptchaSettings:
-    """The ``CAPTCHA_*`` settings, checked."""
-
-    weights: Path
-    device: str = "cpu"
-    max_attempts: int = 5
-    min_confidence: float = 0.0
-    answer_case: str = "as-is"
-    alphabet: str | None = None
-    form_selector: str | None = None
-    image_selector: str | None = None
-    field: str | None = None
-    harvest_dir: Path | None = None
-    pass_failed: bool = False
-
-
-def read_settings(settings: BaseSettings) -> CaptchaSettings:
-    """Read and check the ``CAPTCHA_*`` settings; ``NotConfigured`` if the middleware is off."""
-    if not settings.getbool("CAPTCHA_ENABLED", True):
-        raise NotConfigured("CAPTCHA_ENABLED is False")
-    try:
-        max_attempts = settings.getint("CAPTCHA_MAX_ATTEMPTS", 5)
-        min_confidence = settings.getfloat("CAPTCHA_MIN_CONFIDENCE", 0.0)
-    except (TypeError, ValueError) as exc:
-        raise CaptchaSettingsError(f"CAPTCHA_MAX_ATTEMPTS / CAPTCHA_MIN_CONFIDENCE: {exc}") from exc
-    if max_attempts < 1:
-        raise CaptchaSettingsError(f"CAPTCHA_MAX_ATTEMPTS must be 1 or more, got {max_attempts}")
-    if not 0.0 <= min_confidence <= 1.0:
-        raise CaptchaSettingsError(f"CAPTCHA_MIN_CONFIDENCE must be between 0 and 1, got {min_confidence}")
-    answer_case = str(settings.get("CAPTCHA_ANSWER_CASE") or "as-is").strip().lower()
-    if answer_case not in ANSWER_CASES:
-        raise CaptchaSettingsError(f"CAPTCHA_ANSWER_CASE must be one of {ANSWER_CASES}, got {settings.get('CAPTCHA_ANSWER_CASE')!r}")
-    alphabet = settings.get("CAPTCHA_ALPHABET") or None
-    if alphabet is not None and (not isinstance(alphabet, str) or not alphabet.strip()):
-        raise CaptchaSettingsError(f"CAPTCHA_ALPHABET must be a non-empty string of characters, got {alphabet!r}")
-    selectors = {name: _selector_setting(settings, name) for name in ("CAPTCHA_FORM_SELECTOR", "CAPTCHA_IMAGE_SELECTOR", "CAPTCHA_FIELD")}
-    harvest = settings.get("CAPTCHA_HARVEST_DIR") or None
-    return CaptchaSettings(
-        weights=Path(settings.get("CAPTCHA_WEIGHTS") or BUNDLED_WEIGHTS).expanduser(),
-        device=resolve_device(str(settings.get("CAPTCHA_DEVICE") or "cpu")),
-        max_attempts=max_attempts,
-        min_confidence=min_confidence,
-        answer_case=answer_case,
-        alphabet=alphabet.strip() if alphabet else None,
-        form_selector=selectors["CAPTCHA_FORM_SELECTOR"],
-        image_selector=selectors["CAPTCHA_IMAGE_SELECTOR"],
-        field=selectors["CAPTCHA_FIELD"],
-        harvest_dir=prepare_harvest_dir(harvest) if harvest else None,
-        pass_failed=settings.getbool("CAPTCHA_PASS_FAILED", False),
-    )
-
-
-def _selector_setting(settings: BaseSettings, name: str) -> str | None:
-    value = settings.get(name) or None
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CaptchaSettingsError(f"{name} must be a string, got {value!r}")
-    check_selector(value, name)
-    return value
-
-
-def check_selector(selector: str, name: str = "selector") -> None:
-    """Raise :class:`CaptchaSettingsError` if ``selector`` is neither valid CSS nor valid XPath."""
-    from parsel import Selector
-
-    try:
-        select(Selector(text="<html><body></body></html>"), selector)
-    except Exception as exc:  # cssselect and lxml raise assorted errors
-        raise CaptchaSettingsError(f"{name} {selector!r} is not a valid CSS/XPath selector: {exc}") from exc
-
-
-def resolve_device(device: str) -> str:
-    """Check a torch device name; ``auto`` picks CUDA when there is one."""
-    device = device.strip().lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as exc:
-        raise CaptchaSettingsError(f"CAPTCHA_DEVICE {device!r} is not a torch device: {exc}") from exc
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise CaptchaSettingsError(f"CAPTCHA_DEVICE is {device!r} but torch sees no CUDA device")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise CaptchaSettingsError(f"CAPTCHA_DEVICE is {device!r} but MPS is not available")
-    return device
-
-
-def prepare_harvest_dir(path: str | os.PathLike[str]) -> Path:
-    """Create the harvest directory; a clear error if it cannot be written."""
-    directory = Path(path).expanduser()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_DIR {str(directory)!r} cannot be created: {exc}") from exc
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_DIR {str(directory)!r} is not writable")
-    return directory
 
 
 # -- reading answers ----------------------------------------------------------------------------

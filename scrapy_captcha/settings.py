@@ -1,0 +1,125 @@
+"""The ``CAPTCHA_*`` settings: read once, checked, and turned into a :class:`CaptchaSettings`.
+
+Bad values stop the crawl at start-up with a :class:`~scrapy_captcha.errors.CaptchaSettingsError`
+naming the setting. The settings themselves are listed in :mod:`scrapy_captcha.middleware`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from scrapy.exceptions import NotConfigured
+
+from .detection import select
+from .errors import CaptchaSettingsError
+from .weights import BUNDLED_WEIGHTS
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+ANSWER_CASES = ("as-is", "lower", "upper")
+
+
+@dataclass(frozen=True)
+class CaptchaSettings:
+    """The ``CAPTCHA_*`` settings, checked."""
+
+    weights: Path
+    device: str = "cpu"
+    max_attempts: int = 5
+    min_confidence: float = 0.0
+    answer_case: str = "as-is"
+    alphabet: str | None = None
+    form_selector: str | None = None
+    image_selector: str | None = None
+    field: str | None = None
+    harvest_dir: Path | None = None
+    pass_failed: bool = False
+
+
+def read_settings(settings: BaseSettings) -> CaptchaSettings:
+    """Read and check the ``CAPTCHA_*`` settings; ``NotConfigured`` if the middleware is off."""
+    if not settings.getbool("CAPTCHA_ENABLED", True):
+        raise NotConfigured("CAPTCHA_ENABLED is False")
+    try:
+        max_attempts = settings.getint("CAPTCHA_MAX_ATTEMPTS", 5)
+        min_confidence = settings.getfloat("CAPTCHA_MIN_CONFIDENCE", 0.0)
+    except (TypeError, ValueError) as exc:
+        raise CaptchaSettingsError(f"CAPTCHA_MAX_ATTEMPTS / CAPTCHA_MIN_CONFIDENCE: {exc}") from exc
+    if max_attempts < 1:
+        raise CaptchaSettingsError(f"CAPTCHA_MAX_ATTEMPTS must be 1 or more, got {max_attempts}")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise CaptchaSettingsError(f"CAPTCHA_MIN_CONFIDENCE must be between 0 and 1, got {min_confidence}")
+    answer_case = str(settings.get("CAPTCHA_ANSWER_CASE") or "as-is").strip().lower()
+    if answer_case not in ANSWER_CASES:
+        raise CaptchaSettingsError(f"CAPTCHA_ANSWER_CASE must be one of {ANSWER_CASES}, got {settings.get('CAPTCHA_ANSWER_CASE')!r}")
+    alphabet = settings.get("CAPTCHA_ALPHABET") or None
+    if alphabet is not None and (not isinstance(alphabet, str) or not alphabet.strip()):
+        raise CaptchaSettingsError(f"CAPTCHA_ALPHABET must be a non-empty string of characters, got {alphabet!r}")
+    selectors = {name: _selector_setting(settings, name) for name in ("CAPTCHA_FORM_SELECTOR", "CAPTCHA_IMAGE_SELECTOR", "CAPTCHA_FIELD")}
+    harvest = settings.get("CAPTCHA_HARVEST_DIR") or None
+    return CaptchaSettings(
+        weights=Path(settings.get("CAPTCHA_WEIGHTS") or BUNDLED_WEIGHTS).expanduser(),
+        device=resolve_device(str(settings.get("CAPTCHA_DEVICE") or "cpu")),
+        max_attempts=max_attempts,
+        min_confidence=min_confidence,
+        answer_case=answer_case,
+        alphabet=alphabet.strip() if alphabet else None,
+        form_selector=selectors["CAPTCHA_FORM_SELECTOR"],
+        image_selector=selectors["CAPTCHA_IMAGE_SELECTOR"],
+        field=selectors["CAPTCHA_FIELD"],
+        harvest_dir=prepare_harvest_dir(harvest) if harvest else None,
+        pass_failed=settings.getbool("CAPTCHA_PASS_FAILED", False),
+    )
+
+
+def _selector_setting(settings: BaseSettings, name: str) -> str | None:
+    value = settings.get(name) or None
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CaptchaSettingsError(f"{name} must be a string, got {value!r}")
+    check_selector(value, name)
+    return value
+
+
+def check_selector(selector: str, name: str = "selector") -> None:
+    """Raise :class:`CaptchaSettingsError` if ``selector`` is neither valid CSS nor valid XPath."""
+    from parsel import Selector
+
+    try:
+        select(Selector(text="<html><body></body></html>"), selector)
+    except Exception as exc:  # cssselect and lxml raise assorted errors
+        raise CaptchaSettingsError(f"{name} {selector!r} is not a valid CSS/XPath selector: {exc}") from exc
+
+
+def resolve_device(device: str) -> str:
+    """Check a torch device name; ``auto`` picks CUDA when there is one."""
+    device = device.strip().lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise CaptchaSettingsError(f"CAPTCHA_DEVICE {device!r} is not a torch device: {exc}") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise CaptchaSettingsError(f"CAPTCHA_DEVICE is {device!r} but torch sees no CUDA device")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise CaptchaSettingsError(f"CAPTCHA_DEVICE is {device!r} but MPS is not available")
+    return device
+
+
+def prepare_harvest_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the harvest directory; a clear error if it cannot be written."""
+    directory = Path(path).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_DIR {str(directory)!r} cannot be created: {exc}") from exc
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_DIR {str(directory)!r} is not writable")
+    return directory
