@@ -7,6 +7,9 @@ exactly what it sees in a crawl.
 from __future__ import annotations
 
 import io
+import re
+import threading
+import warnings
 from typing import Union
 
 import numpy as np
@@ -18,8 +21,20 @@ from .model import ModelConfig
 ImageInput = Union[bytes, bytearray, memoryview, Image.Image]
 
 
+#: Default cap on a captcha image's size in bytes (setting ``CAPTCHA_MAX_IMAGE_BYTES``). Captchas
+#: weigh a few kilobytes; 2 MiB leaves room for photos of text without inviting huge downloads.
+DEFAULT_MAX_IMAGE_BYTES = 2 * 1024 * 1024
+#: Default cap on a captcha image's pixels, read from its header before decoding (setting
+#: ``CAPTCHA_MAX_IMAGE_PIXELS``): 4 Mpx (e.g. 2000x2000) decodes to at most 16 MB as RGBA.
+DEFAULT_MAX_IMAGE_PIXELS = 4_000_000
+
+
 class InvalidImageError(ValueError):
     """Bytes that are not an image PIL can read."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """An image over the byte or pixel cap: refused before it is decoded."""
 
 
 _SIGNATURES = (
@@ -32,6 +47,17 @@ _SIGNATURES = (
 )
 
 
+# Pillow's messages sometimes quote bytes of the file (a PNG chunk name): keep them out of logs.
+_BYTES_REPR = re.compile(r"""b(['"]).*?(?<!\\)\1""")
+
+
+def _kind(data: bytes) -> str | None:
+    kind = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "WebP"
+    return kind
+
+
 def _describe(data: bytes, error: Exception) -> str:
     head = bytes(data[:64]).lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")):
@@ -40,25 +66,62 @@ def _describe(data: bytes, error: Exception) -> str:
         return "looks like JSON, not an image"
     if not data:
         return "is empty"
-    kind = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
-    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        kind = "WebP"
+    kind = _kind(data)
     if kind:
-        detail = "" if isinstance(error, UnidentifiedImageError) else f" ({error})"
+        detail = "" if isinstance(error, UnidentifiedImageError) else f" ({_BYTES_REPR.sub('<bytes>', str(error))})"
         return f"is a truncated or corrupt {kind} image{detail}"
-    return f"is not an image PIL can read (starts with {bytes(data[:12])!r})"
+    return "is not an image PIL can read (unknown format)"
 
 
-def load_image(data: ImageInput) -> Image.Image:
-    """Decode ``data`` fully, raising :class:`InvalidImageError` with a reason if it is not an image."""
+# warnings.catch_warnings() swaps process-wide state: one thread at a time turns Pillow's
+# decompression-bomb warning into an error.
+_WARNINGS_LOCK = threading.Lock()
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int | None, length: int | None) -> None:
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        prefix = f"{length} bytes: " if length is not None else ""
+        raise ImageTooLargeError(f"{prefix}the image declares {width}x{height} = {width * height:,} pixels, "
+                                 f"over the cap of {max_pixels:,} pixels")
+
+
+def load_image(data: ImageInput, *, max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
+               max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+    """Decode ``data`` fully, raising :class:`InvalidImageError` with a reason if it is not an image.
+
+    ``max_bytes`` is checked before anything else and ``max_pixels`` from the image's header before
+    decoding; over either, :class:`ImageTooLargeError`. ``None`` lifts a cap (Pillow's own
+    decompression-bomb limit then still applies and raises the same error). A PIL image is checked
+    against ``max_pixels`` only. Error messages give the length and the kind of the data, never
+    the data itself.
+    """
     if isinstance(data, Image.Image):
+        _check_pixels(data.size, max_pixels, None)
         return data
+    length = memoryview(data).nbytes
+    if max_bytes is not None and length > max_bytes:
+        raise ImageTooLargeError(f"{length:,} bytes: over the cap of {max_bytes:,} bytes for a captcha image")
     raw = bytes(data)
     try:
-        image = Image.open(io.BytesIO(raw))
+        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+        _check_pixels(image.size, max_pixels, length)
+        bomb = next((w.message for w in caught if issubclass(w.category, Image.DecompressionBombWarning)), None)
+        if bomb is not None:
+            raise ImageTooLargeError(f"{length} bytes: {_kind(raw) or 'an'} image too large to decode safely ({bomb})")
         image.load()
+    except ImageTooLargeError:
+        raise
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit: raised inside Image.open
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        if max_pixels is not None and pixels:
+            raise ImageTooLargeError(f"{length} bytes: the image declares {int(pixels[1]):,} pixels, "
+                                     f"over the cap of {max_pixels:,} pixels") from exc
+        raise ImageTooLargeError(f"{length} bytes: {_kind(raw) or 'an'} image too large to decode safely ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"{len(raw)} bytes: {_describe(raw, exc)}") from exc
+        raise InvalidImageError(f"{length} bytes: {_describe(raw, exc)}") from exc
     return image
 
 
@@ -70,11 +133,26 @@ def _flatten(image: Image.Image, mode: str) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    if image.mode in ("I", "I;16", "I;16B", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        top = array.max() or 1.0
-        image = Image.fromarray((array * (255.0 / top)).astype(np.uint8))
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        image = Image.fromarray(_scale_to_bytes(np.asarray(image)), "L")
     return image.convert(mode)
+
+
+def _scale_to_bytes(array: np.ndarray) -> np.ndarray:
+    """16/32-bit or float pixels -> uint8, scaled so the brightest pixel is 255 (no float64 copy)."""
+    if array.dtype.kind == "f":
+        array = np.nan_to_num(array.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        np.clip(array, 0.0, None, out=array)
+        top = float(array.max(initial=0.0)) or 1.0
+        return (array * np.float32(255.0 / top)).astype(np.uint8)
+    if array.dtype.itemsize <= 2 and array.dtype.kind == "u":  # 16-bit: exact in 32-bit integers
+        wide = array.astype(np.uint32)
+    else:  # 32-bit signed ("I"): negatives are black
+        wide = np.clip(array, 0, None).astype(np.uint64)
+    top = int(wide.max(initial=0)) or 1
+    wide *= 255
+    wide //= top
+    return wide.astype(np.uint8)
 
 
 def _fit(image: Image.Image, config: ModelConfig) -> Image.Image:

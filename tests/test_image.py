@@ -1,13 +1,22 @@
 """Preprocessing: odd image modes, sizes and formats go through one function; bad bytes say what they are."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, features
 
-from scrapy_captcha.image import InvalidImageError, load_image, to_tensor
+from scrapy_captcha.image import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageTooLargeError,
+    InvalidImageError,
+    load_image,
+    to_tensor,
+)
 from scrapy_captcha.model import ModelConfig
 
 GRAY = ModelConfig()
@@ -173,7 +182,7 @@ def truncated_png() -> bytes:
         (encode(Image.new("RGB", (160, 60)), "JPEG")[:200], "truncated or corrupt JPEG image"),
         (b"\x89PNG\r\n\x1a\n", "truncated or corrupt PNG image"),
         (b"GIF89a", "truncated or corrupt GIF image"),
-        (b"plain text, not a picture", r"not an image PIL can read \(starts with b'plain text, '\)"),
+        (b"plain text, not a picture", r"not an image PIL can read \(unknown format\)"),
     ],
     ids=["html", "html-leading-space", "json", "empty", "truncated-png", "truncated-jpeg", "png-signature-only",
          "gif-header-only", "text"],
@@ -185,3 +194,102 @@ def test_bad_bytes_say_what_is_wrong(data, message):
     assert isinstance(info.value, ValueError)
     with pytest.raises(InvalidImageError):
         load_image(data)
+
+
+def png_header_only(width: int, height: int, bit_depth: int = 8, colour_type: int = 0, idat: bytes = b"") -> bytes:
+    """A PNG whose IHDR declares ``width`` x ``height``, with a tiny IDAT: small on the wire, huge decoded."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def zero_png(width: int, height: int, bit_depth: int) -> bytes:
+    """A real, complete greyscale PNG of zeros, compressed row by row (never held decoded in memory)."""
+    row = bytes(1 + width * bit_depth // 8)  # filter byte + pixels
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return png_header_only(width, height, bit_depth, 0, idat)
+
+
+# the first 139 bytes of the zlib stream of its rows (the rest never gets read): 196 bytes in all
+BOMB_900_MPX = png_header_only(30000, 30000, idat=zlib.compress(bytes(30001 * 30000), 9)[:139])
+
+
+def test_the_bomb_is_small_on_the_wire():
+    assert len(BOMB_900_MPX) == 196
+
+
+@pytest.mark.parametrize("max_pixels", [DEFAULT_MAX_IMAGE_PIXELS, None], ids=["our-cap", "pillow-limit"])
+def test_a_196_byte_png_declaring_900_mpx_is_refused_before_decoding(max_pixels):
+    with pytest.raises(ImageTooLargeError, match="196 bytes: ") as info:
+        load_image(BOMB_900_MPX, max_pixels=max_pixels)
+    assert isinstance(info.value, InvalidImageError)
+    if max_pixels is not None:
+        assert "declares 900,000,000 pixels, over the cap of 4,000,000 pixels" in str(info.value)
+    else:
+        assert "PNG image too large to decode safely" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def huge_sixteen_bit_png():
+    return zero_png(13000, 13000, 16)  # 169 Mpx, 2 bytes each: 338 MB decoded
+
+
+def test_a_huge_sixteen_bit_png_is_refused_from_its_header(huge_sixteen_bit_png):
+    data = huge_sixteen_bit_png
+    assert len(data) < DEFAULT_MAX_IMAGE_BYTES
+    with pytest.raises(ImageTooLargeError, match=r"13000x13000 = 169,000,000 pixels, over the cap"):
+        to_tensor(data, GRAY)
+    # without our cap, Pillow's decompression-bomb warning (over 89 Mpx) becomes the same error
+    with pytest.raises(ImageTooLargeError, match="too large to decode safely"):
+        load_image(data, max_pixels=None)
+
+
+def test_the_pixel_cap_is_a_setting_not_a_constant():
+    data = encode(Image.new("L", (200, 100), 255))
+    assert load_image(data, max_pixels=20_000).size == (200, 100)
+    with pytest.raises(ImageTooLargeError, match="200x100 = 20,000 pixels, over the cap of 19,999 pixels"):
+        load_image(data, max_pixels=19_999)
+    with pytest.raises(ImageTooLargeError, match="over the cap of 19,999 pixels"):
+        load_image(Image.new("L", (200, 100)), max_pixels=19_999)  # decoded images are checked too
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_the_byte_cap_comes_before_anything_else(kind):
+    data = b"\x89PNG\r\n\x1a\n" + bytes(5000)  # not even a valid PNG: the size alone refuses it
+    with pytest.raises(ImageTooLargeError, match=r"^5,008 bytes: over the cap of 4,096 bytes"):
+        load_image(kind(data), max_bytes=4096)
+    with pytest.raises(InvalidImageError, match="truncated or corrupt PNG") as info:
+        load_image(kind(data), max_bytes=None)
+    assert not isinstance(info.value, ImageTooLargeError)
+
+
+def test_a_normal_sixteen_bit_image_keeps_its_levels_in_integer_arithmetic():
+    levels = np.array([0, 257, 32768, 65535], dtype=np.uint16)
+    array = np.repeat(levels, 40)[None].repeat(60, axis=0)
+    tensor = to_tensor(encode(Image.fromarray(array)), GRAY)
+    expected = (levels.astype(np.uint32) * 255 // 65535).astype(np.float32) / 255  # 0, 1, 127, 255
+    assert torch.equal(tensor[0, 0, ::40], torch.from_numpy(expected))
+    dim = (array // 2).astype(np.uint16)  # scaled to its own brightest pixel, as before
+    assert torch.equal(to_tensor(encode(Image.fromarray(dim)), GRAY)[0, 0, -1], torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("mode, array", [
+    ("I", np.array([[-5, 0, 1000, 2**31 - 1]], dtype=np.int32).repeat(60, 0).repeat(40, 1)),
+    ("F", np.array([[np.nan, -1.0, 0.5, 1.0]], dtype=np.float32).repeat(60, 0).repeat(40, 1)),
+])
+def test_thirty_two_bit_images_scale_without_overflow(mode, array):
+    image = Image.fromarray(array, mode)
+    row = to_tensor(image, GRAY)[0, 0, ::40]
+    assert row[0] == 0 and row[1] == 0 and row[-1] == 1.0 and 0 <= row[2] <= 1.0
+
+
+def test_errors_never_quote_the_data():
+    secret = b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon"
+    for data in (secret, b"\x89PNG\r\n\x1a\n" + secret, b"GIF89a" + secret):
+        with pytest.raises(InvalidImageError) as info:
+            load_image(data)
+        assert b"root" not in str(info.value).encode() and "daemon" not in str(info.value), str(info.value)
+        assert str(info.value).startswith(f"{len(data)} bytes: ")
