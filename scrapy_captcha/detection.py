@@ -16,18 +16,36 @@ input name or by a selector.
 
 Pages without captchas cost a few byte searches: the HTML is parsed only when the raw body
 contains ``<form``, ``<img`` and a captcha-ish word.
+
+Hostile pages: the work is linear in the page (each ``<img>`` is scored at most once) and capped
+at :data:`MAX_FORMS` forms and :data:`MAX_IMAGES` images per page; beyond that, or when the page
+nests deeper than the HTML parser goes (about 2,000 levels, where lxml stops reading), a warning
+names the page and what was skipped. Parsing a big page takes a while: pages of
+:data:`THREAD_PAGE_BYTES` or more are worth a thread (the middleware does that).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
+from lxml import etree
+from lxml.html import HTMLParser
 from parsel import Selector, SelectorList
 from scrapy.http import HtmlResponse, Response, TextResponse
 from w3lib.url import parse_data_uri
 
-__all__ = ["CaptchaForm", "find_captcha", "select"]
+__all__ = ["CaptchaForm", "MAX_FORMS", "MAX_IMAGES", "THREAD_PAGE_BYTES", "find_captcha", "select"]
+
+logger = logging.getLogger(__name__)
+
+#: Forms examined per page; a page with more stops there (a warning names it).
+MAX_FORMS = 200
+#: ``<img>`` elements scored per page; a page with more stops there (a warning names it).
+MAX_IMAGES = 2000
+#: Pages at least this big are parsed in a thread by the middleware, off the reactor.
+THREAD_PAGE_BYTES = 64 * 1024
 
 _WORDS = (
     r"captcha|kaptcha|capcha|securimage|yzm"
@@ -88,10 +106,14 @@ def find_captcha(
     form_selector: str | None = None,
     image_selector: str | None = None,
     field: str | None = None,
+    *,
+    max_forms: int = MAX_FORMS,
+    max_images: int = MAX_IMAGES,
 ) -> CaptchaForm | None:
     """The captcha form of ``response``, or ``None`` if the page has none.
 
     ``form_selector``, ``image_selector`` and ``field`` override the heuristics for their part.
+    Blocking, and for big pages slow: see :data:`THREAD_PAGE_BYTES`.
     """
     if not isinstance(response, HtmlResponse):
         return None
@@ -100,41 +122,98 @@ def find_captcha(
         return None
     if not (form_selector or image_selector or field) and not _CAPTCHA_HINT_BYTES.search(body):
         return None
+    root, truncated = parse_page(response)
+    page = _Page(response, root, max_images)
     try:
-        return _find(response, form_selector, image_selector, field)
+        found = _find(page, form_selector, image_selector, field, max_forms)
     except (ValueError, SyntaxError) as exc:  # a malformed selector given by the user
         raise ValueError(f"invalid captcha selector: {exc}") from exc
+    except _TooMuchWork as exc:
+        logger.warning("Stopped looking for a captcha on %s after %s; a captcha beyond them is missed", response.url, exc)
+        return None
+    if found is None and truncated:
+        logger.warning("The HTML of %s nests deeper than the parser reads; a captcha inside the part it skipped is missed", response.url)
+    return found
 
 
-def _find(response: TextResponse, form_selector: str | None, image_selector: str | None, field: str | None) -> CaptchaForm | None:
+def parse_page(response: TextResponse) -> tuple[Selector, bool]:
+    """The parsed page, and whether the parser stopped early (nesting deeper than it reads)."""
+    # Parsed here rather than through response.selector, as parsel hides the parser's error log.
+    body = response.text.strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    parser = HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
+    root = etree.fromstring(body, parser=parser, base_url=response.url)
+    if root is None:
+        root = etree.fromstring(b"<html/>", parser=parser)
+    truncated = any(_is_depth_limit(error) for error in parser.error_log)
+    return Selector(root=root, type="html"), truncated
+
+
+def _is_depth_limit(error: etree._LogEntry) -> bool:
+    return error.type_name == "ERR_RESOURCE_LIMIT" or "Excessive depth" in error.message or "XML_PARSE_HUGE" in error.message
+
+
+class _TooMuchWork(Exception):
+    """The page has more forms or images than one page is allowed to cost."""
+
+
+class _Page:
+    """The parsed page with its work budget: each image is scored once, and at most ``max_images`` of them."""
+
+    def __init__(self, response: TextResponse, root: Selector, max_images: int):
+        self.response = response
+        self.root = root
+        self.max_images = max_images
+        self._scores: dict[object, int] = {}
+        self._captcha_like: list[Selector] | None = None
+
+    def score(self, image: Selector) -> int:
+        key = image.root
+        score = self._scores.get(key)
+        if score is None:
+            if len(self._scores) >= self.max_images:
+                raise _TooMuchWork(f"{self.max_images} images (MAX_IMAGES)")
+            score = self._scores[key] = _image_score(image)
+        return score
+
+    def captcha_like_images(self) -> list[Selector]:
+        """The page's images that look like a captcha, wherever they are (computed once)."""
+        if self._captcha_like is None:
+            self._captcha_like = [image for image in self.root.xpath("//img") if self.score(image) > 0]
+        return self._captcha_like
+
+
+def _find(page: _Page, form_selector: str | None, image_selector: str | None, field: str | None, max_forms: int) -> CaptchaForm | None:
+    root = page.root
     image = None
     if image_selector:
-        image = _first_img(select(response, image_selector))
+        image = _first_img(select(root, image_selector))
         if image is None:
             return None
     if form_selector:
-        forms = [form for form in select(response, form_selector) if _tag(form) == "form"][:1]
+        forms = [form for form in select(root, form_selector) if _tag(form) == "form"][:1]
     elif image is not None and image.xpath("ancestor::form"):
         forms = [image.xpath("ancestor::form[1]")[0]]
     else:
-        forms = list(response.xpath("//form"))
+        forms = root.xpath("//form")
     heuristic = not (form_selector or image_selector)
-    for form in forms:
-        found = _match_form(response, form, image, field)
+    for examined, form in enumerate(forms):
+        if examined == max_forms:
+            raise _TooMuchWork(f"{max_forms} of its {len(forms)} forms (MAX_FORMS)")
+        found = _match_form(page, form, image, field)
         if found is not None and not (heuristic and _asks_for_more(form, found.field)):
             return found
     return None
 
 
-def _match_form(response: TextResponse, form: Selector, image: Selector | None, field: str | None) -> CaptchaForm | None:
+def _match_form(page: _Page, form: Selector, image: Selector | None, field: str | None) -> CaptchaForm | None:
     field_name = _explicit_field(form, field) if field else _guess_field(form)
     if field_name is None:
         return None
     if image is None:
-        image = _guess_image(response, form, strong_field=bool(CAPTCHA_HINT.search(field_name)))
+        image = _guess_image(page, form, strong_field=bool(CAPTCHA_HINT.search(field_name)))
         if image is None:
             return None
-    return CaptchaForm(form=form, image=image, image_url=_image_url(response, image), field=field_name)
+    return CaptchaForm(form=form, image=image, image_url=_image_url(page.response, image), field=field_name)
 
 
 def _tag(selector: Selector) -> str:
@@ -238,22 +317,22 @@ def _is_small(image: Selector) -> bool:
     return False
 
 
-def _best_image(images: SelectorList) -> Selector | None:
-    scored = [(score, -position, image) for position, image in enumerate(images) if (score := _image_score(image)) > 0]
+def _best_image(page: _Page, images: SelectorList) -> Selector | None:
+    scored = [(score, -position, image) for position, image in enumerate(images) if (score := page.score(image)) > 0]
     return max(scored, key=lambda entry: entry[:2])[2] if scored else None
 
 
-def _guess_image(response: TextResponse, form: Selector, strong_field: bool) -> Selector | None:
+def _guess_image(page: _Page, form: Selector, strong_field: bool) -> Selector | None:
     images = form.xpath("descendant::img")
-    best = _best_image(images)
+    best = _best_image(page, images)
     if best is not None or not strong_field:
         return best
     # The field is clearly a captcha field: accept the form's only image, or the page's only
     # captcha-looking image when the form holds none (some sites put the image just above it).
-    if len(images) == 1 and _image_score(images[0]) > -100:
+    if len(images) == 1 and page.score(images[0]) > -100:
         return images[0]
     if not images:
-        outside = [image for image in response.xpath("//img") if _image_score(image) > 0]
+        outside = page.captcha_like_images()
         if len(outside) == 1:
             return outside[0]
     return None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 from scrapy.http import HtmlResponse, Response, TextResponse
 
+from scrapy_captcha import detection
 from scrapy_captcha.detection import find_captcha, select
 
 URL = "https://shop.example/gate?next=/item/1"
@@ -158,10 +160,10 @@ def test_non_html_responses():
 
 
 def test_pages_without_forms_are_not_parsed(monkeypatch):
-    def parse(self):
+    def parse(response):
         raise AssertionError("the page was parsed")
 
-    monkeypatch.setattr(HtmlResponse, "selector", property(parse))
+    monkeypatch.setattr(detection, "parse_page", parse)
     big = "<p>" + "lorem ipsum " * 10000 + '<img src="/logo.png"></p>'
     assert find_captcha(page(big)) is None
     assert find_captcha(page(big.replace("<p>", '<form action="/search"><input name="q">', 1) + "</form>")) is None
@@ -210,3 +212,61 @@ def test_select_dispatches_css_and_xpath():
     assert select(response, "form#gate").attrib["id"] == "gate"
     assert select(response, "//form[@id='search']").attrib["id"] == "search"
     assert select(response, "(//form)[2]").attrib["id"] == "gate"
+
+
+# -- hostile pages ---------------------------------------------------------------------------------
+
+
+def forms_and_images(n: int, captcha_at_end: bool = False) -> HtmlResponse:
+    """``n`` forms with a captcha-named field and no image, and ``n`` captcha-like images outside them."""
+    forms = "".join(f'<form action="/f{i}"><input name="captcha_{i}"></form>' for i in range(n))
+    images = "".join(f'<img src="/captcha/{i}.png">' for i in range(n))
+    return page(forms + images + (DEMO_GATE if captcha_at_end else ""))
+
+
+def test_each_image_is_scored_once(monkeypatch):
+    """Every form used to score every image of the page again: n forms x n images calls."""
+    calls = 0
+    score = detection._image_score
+
+    def counting(image):
+        nonlocal calls
+        calls += 1
+        return score(image)
+
+    monkeypatch.setattr(detection, "_image_score", counting)
+    for n in (20, 80):
+        calls = 0
+        assert find_captcha(forms_and_images(n, captcha_at_end=True)) is not None
+        assert calls == n + 1, f"{calls} image scorings for {n} forms and {n + 1} images"
+
+
+def test_work_per_page_is_capped(caplog):
+    response = forms_and_images(30, captcha_at_end=True)
+    assert find_captcha(response) is not None
+    with caplog.at_level(logging.WARNING, logger="scrapy_captcha.detection"):
+        assert find_captcha(response, max_forms=10) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Stopped looking for a captcha on {URL} after 10 of its 31 forms (MAX_FORMS); a captcha beyond them is missed"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scrapy_captcha.detection"):
+        assert find_captcha(response, max_images=10) is None
+    assert "after 10 images (MAX_IMAGES)" in caplog.records[0].getMessage()
+    assert URL in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("depth", [100, 1900])
+def test_captcha_nested_within_what_the_parser_reads_is_found(depth, caplog):
+    with caplog.at_level(logging.WARNING, logger="scrapy_captcha.detection"):
+        assert find_captcha(page("<div>" * depth + DEMO_GATE + "</div>" * depth)) is not None
+    assert not caplog.records
+
+
+def test_captcha_nested_deeper_than_the_parser_reads_is_a_warning(caplog):
+    depth = 3000
+    with caplog.at_level(logging.WARNING, logger="scrapy_captcha.detection"):
+        assert find_captcha(page("<div>" * depth + DEMO_GATE + "</div>" * depth)) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"The HTML of {URL} nests deeper than the parser reads; a captcha inside the part it skipped is missed"
+    ]
