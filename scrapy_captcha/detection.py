@@ -21,7 +21,7 @@ Hostile pages: the work is linear in the page (each ``<img>`` is scored at most 
 at :data:`MAX_FORMS` forms and :data:`MAX_IMAGES` images per page; beyond that, or when the page
 nests deeper than the HTML parser goes (about 2,000 levels, where lxml stops reading), a warning
 names the page and what was skipped. Parsing a big page takes a while: pages of
-:data:`THREAD_PAGE_BYTES` or more are worth a thread (the middleware does that).
+:data:`THREAD_PAGE_BYTES` or more are worth a thread (:func:`needs_thread`; the middleware does that).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from parsel import Selector, SelectorList
 from scrapy.http import HtmlResponse, Response, TextResponse
 from w3lib.url import parse_data_uri
 
-__all__ = ["CaptchaForm", "MAX_FORMS", "MAX_IMAGES", "THREAD_PAGE_BYTES", "find_captcha", "select"]
+__all__ = ["CaptchaForm", "MAX_FORMS", "MAX_IMAGES", "THREAD_PAGE_BYTES", "find_captcha", "needs_thread", "select"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,11 @@ def find_captcha(
     if found is None and truncated:
         logger.warning("The HTML of %s nests deeper than the parser reads; a captcha inside the part it skipped is missed", response.url)
     return found
+
+
+def needs_thread(response: Response) -> bool:
+    """Is ``response`` an HTML page big enough that :func:`find_captcha` should run in a thread?"""
+    return isinstance(response, HtmlResponse) and len(response.body) >= THREAD_PAGE_BYTES
 
 
 def parse_page(response: TextResponse) -> tuple[Selector, bool]:

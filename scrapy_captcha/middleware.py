@@ -71,7 +71,7 @@ from w3lib.url import canonicalize_url
 
 from .answers import AnswerRules, answer_rules
 from .codec import Prediction
-from .detection import CaptchaForm, find_captcha
+from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaUnsolved
 from .harvest import Harvester
 from .image import InvalidImageError, load_image
@@ -216,7 +216,7 @@ class CaptchaMiddleware:
             return response
         if meta.get("captcha_image"):
             return await self._answer_image(request, response)
-        captcha = self._find(response, meta)
+        captcha = await self._find(response, meta)
         if captcha is None:
             return response
         try:
@@ -239,13 +239,17 @@ class CaptchaMiddleware:
     def _inc(self, key: str, count: int | float = 1) -> None:
         self.stats.inc_value(f"{STATS_PREFIX}/{key}", count)
 
-    def _find(self, response: Response, meta: dict[str, Any]) -> CaptchaForm | None:
-        return find_captcha(
+    async def _find(self, response: Response, meta: dict[str, Any]) -> CaptchaForm | None:
+        find = functools.partial(
+            find_captcha,
             response,
             form_selector=meta.get("captcha_form_selector", self.config.form_selector),
             image_selector=meta.get("captcha_image_selector", self.config.image_selector),
             field=meta.get("captcha_field", self.config.field),
         )
+        if needs_thread(response):  # parsing a big page would block the reactor
+            return await run_in_thread(find)
+        return find()
 
     async def _download(self, request: Request) -> Response:
         engine = self.crawler.engine
@@ -313,7 +317,7 @@ class CaptchaMiddleware:
                 captcha = None
                 continue
             page, target = await self._submit(request, url, page, captcha, prediction.text)
-            captcha = self._find(page, request.meta)
+            captcha = await self._find(page, request.meta)
             if captcha is None and page.status >= 400 and _same_page(page.url, target):
                 # e.g. an expired CSRF token, or a session cookie that another request replaced
                 self._inc("form_refused")
@@ -395,7 +399,7 @@ class CaptchaMiddleware:
         else:
             again = request.replace(meta=meta, dont_filter=True)
         page = await self._download(again)
-        return page, self._find(page, request.meta)
+        return page, await self._find(page, request.meta)
 
     async def _image_bytes(self, request: Request, url: str, page: Response, captcha: CaptchaForm) -> bytes:
         if not captcha.image_url:
