@@ -21,7 +21,9 @@ CAPTCHA_ALPHABET - characters the site's captchas can contain; the model only an
 CAPTCHA_FORM_SELECTOR, CAPTCHA_IMAGE_SELECTOR - CSS or XPath (starting with "/" or "(") of the
     captcha form and image, instead of the heuristics
 CAPTCHA_FIELD - name (or selector) of the input that takes the answer
-CAPTCHA_HARVEST_DIR - save every image whose answer the site accepted here as {index}-{answer}.png
+CAPTCHA_HARVEST_DIR - record every captcha image read here, with its answer and the site's verdict;
+    accepted ones as {index}-{answer}.png (see scrapy_captcha.recording)
+CAPTCHA_HARVEST_MAX_MB - stop recording once that folder holds this many megabytes (default: no cap)
 CAPTCHA_PASS_FAILED - True to give the captcha page to the callback, with
     meta["captcha_failed"] set to the reason, instead of failing the request (default False)
 
@@ -73,7 +75,7 @@ from .answers import AnswerRules, answer_rules
 from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaUnsolved
-from .harvest import Harvester
+from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import InvalidImageError, load_image
 from .settings import CaptchaSettings, read_settings
 from .solver import Solver
@@ -172,7 +174,11 @@ class CaptchaMiddleware:
         self.config = config
         self.solver = solver
         self.rules = answer_rules(solver.config, config.answer_case, config.alphabet)
-        self.harvester = Harvester(config.harvest_dir) if config.harvest_dir else None
+        self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
+        if self.recorder is not None:
+            from scrapy import signals
+
+            crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
         self._sessions: dict[tuple[str, Any], _Session] = {}
         if config.alphabet:
             unknown = sorted({c for c in config.alphabet} - set(self.answer_alphabet))
@@ -310,6 +316,7 @@ class CaptchaMiddleware:
             prediction = await self._read(url, data)
             if not prediction.text or prediction.confidence < config.min_confidence:
                 self._inc("low_confidence")
+                self._record(data, NOT_SUBMITTED, prediction, url, None)
                 reasons.append(
                     f"read {prediction.text!r} with confidence {prediction.confidence:.2f}, below CAPTCHA_MIN_CONFIDENCE {config.min_confidence}"
                     if prediction.text else "read no text in the image"
@@ -321,6 +328,7 @@ class CaptchaMiddleware:
             if captcha is None and page.status >= 400 and _same_page(page.url, target):
                 # e.g. an expired CSRF token, or a session cookie that another request replaced
                 self._inc("form_refused")
+                self._record(data, FORM_REFUSED, prediction, url, prediction.text)
                 refused += 1
                 reasons.append(f"form refused with HTTP {page.status}")
                 continue
@@ -329,6 +337,7 @@ class CaptchaMiddleware:
             if captcha is None:
                 return self._passed(request, url, page, attempt, data, prediction)
             self._inc("incorrect")
+            self._record(data, REJECTED, prediction, url, prediction.text)
             reasons.append(f"answer {prediction.text!r} rejected")
         error = CaptchaFormError if refused == config.max_attempts else CaptchaUnsolved
         raise error(url, f"no answer accepted in {config.max_attempts} attempts ({'; '.join(reasons)})")
@@ -344,17 +353,23 @@ class CaptchaMiddleware:
                 "Solved the captcha for %s: %r (confidence %.2f, attempt %d)", url, prediction.text, prediction.confidence, attempt,
                 extra={"spider": self.crawler.spider},
             )
-            if self.harvester is not None and data is not None:
-                self._harvest(data, prediction.text)
+            if data is not None:
+                self._record(data, ACCEPTED, prediction, url, prediction.text)
         return self._deliver(request, page)
 
-    def _harvest(self, data: bytes, answer: str) -> None:
-        assert self.harvester is not None
-        try:
-            if self.harvester.save(data, answer) is None:
-                logger.warning("Not harvesting the captcha answered %r: not usable as a file name", answer)
-        except Exception:
-            logger.exception("Could not save a harvested captcha image to %s", self.harvester.directory)
+    def _record(self, data: bytes, verdict: str, prediction: Prediction, url: str, answer: str | None) -> None:
+        """Hand the image and the site's verdict to the recorder's thread (CAPTCHA_HARVEST_DIR)."""
+        if self.recorder is not None:
+            self.recorder.submit(data=data, verdict=verdict, reading=prediction.text, confidence=prediction.confidence,
+                                 url=url, answer=answer)
+
+    async def _recording_closed(self) -> None:
+        """Finish writing the records before the crawl ends; count them."""
+        assert self.recorder is not None
+        await run_in_thread(self.recorder.drain)
+        for key, count in self.recorder.counts.items():
+            if count:
+                self.stats.set_value(f"{STATS_PREFIX}/recording/{key}", count)
 
     def _deliver(self, request: Request, page: Response) -> Response:
         """``page`` as the response to ``request`` (its callback, errback and meta)."""

@@ -38,6 +38,7 @@ class CaptchaSettings:
     image_selector: str | None = None
     field: str | None = None
     harvest_dir: Path | None = None
+    harvest_max_bytes: int | None = None  # CAPTCHA_HARVEST_MAX_MB; None: no cap
     pass_failed: bool = False
 
 
@@ -62,6 +63,13 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         raise CaptchaSettingsError(f"CAPTCHA_ALPHABET must be a non-empty string of characters, got {alphabet!r}")
     selectors = {name: _selector_setting(settings, name) for name in ("CAPTCHA_FORM_SELECTOR", "CAPTCHA_IMAGE_SELECTOR", "CAPTCHA_FIELD")}
     harvest = settings.get("CAPTCHA_HARVEST_DIR") or None
+    harvest_max_mb = settings.get("CAPTCHA_HARVEST_MAX_MB")
+    try:
+        harvest_max_mb = float(harvest_max_mb) if harvest_max_mb not in (None, "") else None
+    except (TypeError, ValueError):
+        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be a number of megabytes, got {harvest_max_mb!r}") from None
+    if harvest_max_mb is not None and not harvest_max_mb > 0:
+        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be above 0, got {harvest_max_mb!r}")
     return CaptchaSettings(
         weights=Path(settings.get("CAPTCHA_WEIGHTS") or BUNDLED_WEIGHTS).expanduser(),
         device=resolve_device(str(settings.get("CAPTCHA_DEVICE") or "cpu")),
@@ -73,6 +81,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         image_selector=selectors["CAPTCHA_IMAGE_SELECTOR"],
         field=selectors["CAPTCHA_FIELD"],
         harvest_dir=prepare_harvest_dir(harvest) if harvest else None,
+        harvest_max_bytes=int(harvest_max_mb * 1e6) if harvest_max_mb is not None else None,
         pass_failed=settings.getbool("CAPTCHA_PASS_FAILED", False),
     )
 
