@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scrapy_captcha.codec import Codec
+from scrapy_captcha.codec import Codec, LabelError
 from scrapy_captcha.model import count_parameters
 from scrapy_captcha.solver import Solver
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights
@@ -16,14 +16,27 @@ from .data import scan_folder
 from .metrics import confusions, score
 
 
+class _AnyCharacters(Codec):
+    """Accepts labels with characters the model cannot produce: evaluation scores those as misses."""
+
+    def check(self, text: str, max_length: int | None = None) -> None:
+        if not text:
+            raise LabelError("label is empty")
+
+
 def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: int = 256, latency_samples: int = 100,
              allow_skip: bool = False, device: str = "cpu") -> dict[str, Any]:
-    """Score ``weights`` (default: the bundled model) on every labelled image in ``data``."""
+    """Score ``weights`` (default: the bundled model) on every labelled image in ``data``.
+
+    A label with characters outside the model's alphabet is scored like any other (those
+    characters can only be misses) and counted in ``labels_outside_alphabet``.
+    """
     solver = Solver(load_weights(weights), device)  # the middleware's path: bytes -> tensor -> logits -> text
     config = solver.config
-    samples = scan_folder(data, Codec(config.alphabet), max_length=10**6, allow_skip=allow_skip)
+    samples = scan_folder(data, _AnyCharacters(config.alphabet), max_length=10**6, allow_skip=allow_skip)
     images = [path.read_bytes() for path, _ in samples]
     truth = [label for _, label in samples]
+    outside = sorted({c for label in truth for c in label if c not in config.alphabet})
     predicted = [p.text for start in range(0, len(images), batch_size) for p in solver.solve_batch(images[start:start + batch_size])]
     for image in images[:3]:  # warm-up: the first calls pay for allocations
         solver.solve(image)
@@ -37,6 +50,8 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
         "confusions": [{"true": t, "predicted": p, "count": n} for t, p, n in confusions(predicted, truth)],
         "latency_ms_mean": statistics.fmean(latencies),
         "latency_ms_median": statistics.median(latencies),
+        "labels_outside_alphabet": sum(any(c not in config.alphabet for c in label) for label in truth),
+        "characters_outside_alphabet": "".join(outside),
         "weights": str(weights or BUNDLED_WEIGHTS),
         "arch": config.arch,
         "parameters": count_parameters(solver.model),
@@ -56,6 +71,10 @@ def format_report(result: dict[str, Any]) -> str:
         ("latency per image (median)", f"{result['latency_ms_median']:.2f} ms"),
         ("model", f"{result['arch']}, {result['parameters']:,} parameters"),
     ]
+    if "labels_outside_alphabet" in result:
+        outside = result["labels_outside_alphabet"]
+        rows.append(("labels the model cannot produce", f"{outside}" + (
+            f" (characters outside its alphabet: {result['characters_outside_alphabet']!r}; scored as misses)" if outside else "")))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     if result["confusions"]:
