@@ -1,7 +1,7 @@
 """scrapy-captcha: a Scrapy downloader middleware that solves text-image captchas with a local CNN."""
 
 from .codec import SEED_ALPHABET, Codec, LabelError, Prediction
-from .image import InvalidImageError, to_tensor
+from .image import ImageTooLargeError, InvalidImageError, pad_batch, to_array, to_tensor
 from .model import ModelConfig, build_model
 from .solver import Solver
 from .weights import BUNDLED_WEIGHTS, Weights, WeightsError, load_weights, save_weights
@@ -31,6 +31,7 @@ __all__ = [
     "CaptchaSettingsError",
     "CaptchaUnsolved",
     "Codec",
+    "ImageTooLargeError",
     "InvalidImageError",
     "LabelError",
     "ModelConfig",
@@ -42,6 +43,8 @@ __all__ = [
     "build_model",
     "find_captcha",
     "load_weights",
+    "pad_batch",
     "save_weights",
+    "to_array",
     "to_tensor",
 ]

@@ -1,7 +1,10 @@
-"""The one preprocessing path: image bytes or a PIL image -> a ``[0, 1]`` tensor of the model's size.
+"""The one preprocessing path: image bytes or a PIL image -> a float32 ``(C, H, W)`` array in ``[0, 1]``.
 
-The trainer and the middleware both call :func:`to_tensor`, so what a model sees in training is
-exactly what it sees in a crawl.
+The trainer and the solver both call :func:`to_array` (the trainer through :func:`to_tensor`, its
+torch wrapper), so what a model sees in training is exactly what it sees in a crawl. Images of
+different widths (``ModelConfig.resize == "height"``) are batched with :func:`pad_batch`.
+This module needs numpy and Pillow only; torch is imported by :func:`to_tensor` and
+:func:`pad_tensor_batch` alone.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ import io
 import re
 import threading
 import warnings
-from typing import Union
+from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
-from .model import ModelConfig
+from .config import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
 
 ImageInput = Union[bytes, bytearray, memoryview, Image.Image]
 
@@ -155,25 +160,65 @@ def _scale_to_bytes(array: np.ndarray) -> np.ndarray:
     return wide.astype(np.uint8)
 
 
-def _fit(image: Image.Image, config: ModelConfig) -> Image.Image:
+def _fit(image: Image.Image, config: ModelConfig) -> tuple[Image.Image, int]:
+    """Resize for the model; returns the image and the width the white canvas must have."""
+    if config.resize == "height":
+        scaled = max(1, round(image.width * config.height / image.height))
+        width = min(max(scaled, 1), config.max_width)
+        if image.size != (width, config.height):
+            image = image.resize((width, config.height), Image.Resampling.BILINEAR)
+        stride = config.width_stride
+        canvas = -(-max(width, config.min_width) // stride) * stride  # round up to the stride
+        return image, canvas
     size = (config.width, config.height)
     if image.size == size:
-        return image
+        return image, config.width
     if config.resize == "stretch":
-        return image.resize(size, Image.Resampling.BILINEAR)
+        return image.resize(size, Image.Resampling.BILINEAR), config.width
     scale = min(config.width / image.width, config.height / image.height)
     inner = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    canvas = Image.new(image.mode, size, 255 if image.mode == "L" else (255, 255, 255))
-    canvas.paste(image.resize(inner, Image.Resampling.BILINEAR), (0, 0))
-    return canvas
+    return image.resize(inner, Image.Resampling.BILINEAR), config.width
 
 
-def to_tensor(data: ImageInput, config: ModelConfig) -> torch.Tensor:
-    """Preprocess one image into a ``(channels, height, width)`` float tensor in ``[0, 1]``."""
-    image = _fit(_flatten(load_image(data), "L" if config.channels == 1 else "RGB"), config)
-    array = np.asarray(image, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[None]
-    else:
-        array = array.transpose(2, 0, 1)
-    return torch.from_numpy(array.copy()).float().div_(255.0)
+def to_array(data: ImageInput, config: ModelConfig, *, max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
+             max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Preprocess one image into a float32 ``(channels, height, width)`` array in ``[0, 1]``.
+
+    ``width`` is ``config.width``, except in ``"height"`` mode where it follows the image (a multiple
+    of ``config.width_stride`` between ``min_width`` and ``max_width`` rounded up). Whatever is not
+    image is white (1.0). The caps are :func:`load_image`'s.
+    """
+    image = _flatten(load_image(data, max_bytes=max_bytes, max_pixels=max_pixels), "L" if config.channels == 1 else "RGB")
+    image, width = _fit(image, config)
+    pixels = np.asarray(image, dtype=np.uint8)
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    array = np.ones((config.channels, config.height, width), dtype=np.float32)
+    # dividing (not multiplying by 1/255) gives the same floats as the torch path the weights were trained on
+    np.divide(pixels, np.float32(255.0), out=array[:, : pixels.shape[1], : pixels.shape[2]], dtype=np.float32)
+    return array
+
+
+def pad_batch(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack ``(C, H, W_i)`` arrays into one ``(N, C, H, max W_i)`` array, padding on the right with white."""
+    if not arrays:
+        raise ValueError("pad_batch needs at least one image")
+    width = max(array.shape[-1] for array in arrays)
+    batch = np.ones((len(arrays), *arrays[0].shape[:-1], width), dtype=np.float32)
+    for row, array in zip(batch, arrays):
+        row[..., : array.shape[-1]] = array
+    return batch
+
+
+def to_tensor(data: ImageInput, config: ModelConfig, **caps: int | None) -> torch.Tensor:
+    """:func:`to_array` as a torch tensor (for the trainer)."""
+    import torch
+
+    return torch.from_numpy(to_array(data, config, **caps))
+
+
+def pad_tensor_batch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """:func:`pad_batch` for torch tensors: a DataLoader collate's way to stack images of mixed widths."""
+    import torch
+
+    width = max(tensor.shape[-1] for tensor in tensors)
+    return torch.stack([torch.nn.functional.pad(tensor, (0, width - tensor.shape[-1]), value=1.0) for tensor in tensors])

@@ -1,61 +1,19 @@
 """Model definitions: the default CRNN and the seed notebook's VGG one-hot network.
 
 Both take a ``(N, channels, height, width)`` float tensor in ``[0, 1]`` (see
-:func:`scrapy_captcha.image.to_tensor`). The CRNN returns ``(N, T, classes)`` CTC logits; the seed
+:func:`scrapy_captcha.image.to_array`). The CRNN returns ``(N, T, classes)`` CTC logits; the seed
 network returns ``(N, max_length * len(alphabet))`` one-hot logits.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 from torch import nn
 
-from .codec import SEED_ALPHABET, Codec, Prediction
+from .codec import Codec, Prediction
+from .config import ARCHITECTURES, ModelConfig
 
-ARCHITECTURES = ("crnn", "seed-vgg")
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model and feed it: stored inside every weights file."""
-
-    arch: str = "crnn"
-    alphabet: str = SEED_ALPHABET
-    height: int = 60
-    width: int = 160
-    channels: int = 1
-    max_length: int = 8
-    case_sensitive: bool = True
-    resize: str = "stretch"  # or "pad": keep the aspect ratio and pad with white
-    hidden: int = 128
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {ARCHITECTURES}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
-        if self.resize not in ("stretch", "pad"):
-            raise ValueError(f"resize must be 'stretch' or 'pad', not {self.resize!r}")
-        Codec(self.alphabet)  # validates the alphabet
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model settings: {', '.join(unknown)}")
-        return cls(**data)
-
-    @property
-    def head(self) -> str:
-        return "one-hot" if self.arch == "seed-vgg" else "ctc"
-
+__all__ = ["ARCHITECTURES", "CRNN", "ModelConfig", "SeedVGG", "build_model", "count_parameters", "decode"]
 
 def _conv(cin: int, cout: int, pool: tuple[int, int] | None) -> list[nn.Module]:
     layers: list[nn.Module] = [

@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from scrapy_captcha.codec import Codec, LabelError
-from scrapy_captcha.image import to_tensor
+from scrapy_captcha.image import pad_tensor_batch, to_tensor
 from scrapy_captcha.model import ModelConfig
 
 from .generate import GeneratorSpec
@@ -176,7 +176,7 @@ class Collate:
         self.codec = Codec(config.alphabet)
 
     def __call__(self, items: list[tuple[torch.Tensor, str]]) -> Batch:
-        images = torch.stack([image for image, _ in items])
+        images = pad_tensor_batch([image for image, _ in items])  # mixed widths ("height" mode): white on the right
         labels = [label for _, label in items]
         lengths = torch.tensor([len(label) for label in labels])
         if self.config.head == "one-hot":

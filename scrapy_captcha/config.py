@@ -1,0 +1,76 @@
+"""The model's settings, stored inside every weights file (``.pt`` and ``.onnx``); no torch needed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .codec import SEED_ALPHABET, Codec
+
+ARCHITECTURES = ("crnn", "seed-vgg")
+RESIZE_MODES = ("stretch", "pad", "height")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and feed it: stored inside every weights file.
+
+    ``resize`` says how an image meets the model's input:
+
+    - ``"stretch"``: resized to ``width`` x ``height``, whatever its aspect ratio;
+    - ``"pad"``: scaled to fit inside ``width`` x ``height`` keeping its aspect ratio, padded with white;
+    - ``"height"`` (CRNN only): scaled to ``height`` keeping its aspect ratio, its width clamped to
+      ``min_width``..``max_width`` (a narrower image is padded with white, a wider one squeezed), then
+      padded with white on the right to a multiple of :attr:`width_stride`. Inputs then differ in
+      width; :func:`scrapy_captcha.image.pad_batch` pads a batch of them. ``width`` is unused.
+    """
+
+    arch: str = "crnn"
+    alphabet: str = SEED_ALPHABET
+    height: int = 60
+    width: int = 160
+    channels: int = 1
+    max_length: int = 8
+    case_sensitive: bool = True
+    resize: str = "stretch"
+    hidden: int = 128
+    min_width: int = 32
+    max_width: int = 800
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {ARCHITECTURES}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, not {self.resize!r}")
+        if self.resize == "height" and self.arch != "crnn":
+            raise ValueError(f"resize 'height' needs a model that reads any width (crnn), not {self.arch!r}")
+        if not 1 <= self.min_width <= self.max_width:
+            raise ValueError(f"min_width ({self.min_width}) must be at least 1 and at most max_width ({self.max_width})")
+        Codec(self.alphabet)  # validates the alphabet
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Rebuild from a weights file's settings; settings added since (``min_width``...) take their defaults."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model settings: {', '.join(unknown)}")
+        return cls(**data)
+
+    @property
+    def head(self) -> str:
+        return "one-hot" if self.arch == "seed-vgg" else "ctc"
+
+    @property
+    def width_stride(self) -> int:
+        """Input columns per output frame: widths in ``"height"`` mode are padded to a multiple of it."""
+        return 8 if self.arch == "crnn" else self.width
+
+    def frames(self, width: int) -> int:
+        """Output frames (CTC time steps) of the CRNN for an input ``width`` pixels wide."""
+        return width // self.width_stride
