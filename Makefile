@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights benchmark benchmark-extra clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights benchmark benchmark-extra unseen-sets clean
 
 install: $(VENV)/.installed
 
 # Debian packages the tests and the trainer use: a real Redis for the scrapy-redis test, Chromium
 # for the labelling page's browser test, fonts for the synthetic renderer. Installed when apt-get
 # can (root on Debian/Ubuntu); elsewhere install them yourself (README, "Development").
-SYSTEM_PACKAGES := redis-server chromium chromium-driver
+SYSTEM_PACKAGES := redis-server chromium chromium-driver fonts-dejavu-core fonts-liberation
 
 system-packages: $(VENV)/.system-packages
 
@@ -60,6 +60,12 @@ benchmark: install
 benchmark-extra: install
 	$(PY) -m pip install --quiet -e '.[benchmarks]'
 	$(PY) -m benchmarks
+
+# The held-out "unseen styles" sets (benchmarks/unseen/): each captcha package in its own
+# .venv-unseen-<name>/, 500 images per style into benchmarks/data/unseen/ (python -m benchmarks
+# draws any that are missing too). Test sets only: the bundled model never trains on them.
+unseen-sets: install system-packages
+	$(PY) -m benchmarks.unseen.sets
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

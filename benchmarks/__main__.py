@@ -2,7 +2,8 @@
 
 Sections, in order: the test set (drawn once, then reused), training under one wall-clock budget
 (the default CRNN recipe and the seed's VGG network), recognition on the test set, inference
-speed, peak memory, and the crawl. Results go to ``benchmarks/results.json`` and
+speed, peak memory, the crawl, and the unseen styles (captchas drawn by other packages, see
+``benchmarks/unseen/``). Results go to ``benchmarks/results.json`` and
 ``benchmarks/results.md``, rewritten after every section. About 17 minutes on a 2-core CPU.
 """
 
@@ -24,7 +25,7 @@ from . import crawl, training
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "ddddocr")
+SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "unseen", "ddddocr")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Profile:
     batch_size: int = 64
     batches: int = 5
     memory_images: int = 100
+    unseen_count: int = 500  # images per held-out style (benchmarks/unseen/)
 
 
 QUICK = Profile(
@@ -49,7 +51,7 @@ QUICK = Profile(
     budget=training.Budget(0.03, steps_per_epoch=2, batch_size=8, val_size=16, workers=0),
     crawl=crawl.CrawlPlan(categories=2, items_per_category=6, page_size=3, solve_every=4,
                           concurrency=(("Scrapy defaults (16, 8 per domain)", 16, 8),), repeats=1),
-    latency_calls=6, latency_rounds=2, warmup=1, batch_size=8, batches=1, memory_images=10,
+    latency_calls=6, latency_rounds=2, warmup=1, batch_size=8, batches=1, memory_images=10, unseen_count=8,
 )
 
 
@@ -240,6 +242,17 @@ def memory_all(contenders: list[Any], folder: Path, images: int) -> dict[str, An
     return result
 
 
+def unseen_all(contenders: dict[str, Any], folder: Path, count: int, argv: list[str]) -> dict[str, Any]:
+    """The bundled model and ddddocr on captchas drawn by other packages (benchmarks/unseen/)."""
+    from .unseen.__main__ import section
+    from .unseen.sets import DEFAULT_SEED
+    from .unseen.styles import STYLES
+
+    chosen = {k: contenders[k] for k in ("bundled", "ddddocr") if k in contenders}
+    command = " ".join(["python -m benchmarks", *map(shlex.quote, argv)])
+    return section(chosen, folder, list(STYLES), count, DEFAULT_SEED, command)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, profile = parse_args(argv)
@@ -264,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     run.section("speed", lambda: speed_all(head_to_head, test.images, profile))
     run.section("memory", lambda: memory_all(head_to_head, folder, profile.memory_images))
     run.section("crawl", lambda: {"plan": crawl.plan_dict(profile.crawl), "runs": crawl.run_plan(profile.crawl)})
+    unseen_dir = args.data_dir / ("unseen-quick" if args.quick else "unseen")
+    run.section("unseen", lambda: unseen_all(contenders, unseen_dir, profile.unseen_count, argv))
 
     run.write()
     print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'} in {run.results['total_minutes']:.1f} min",

@@ -257,7 +257,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         readme_table(results),
     ]
     for title, render in (("Goals", _goals), ("Recognition", _recognition), ("Inference speed", _speed),
-                          ("Peak memory", _memory), ("Training cost", _training), ("Crawl", _crawl)):
+                          ("Peak memory", _memory), ("Training cost", _training), ("Crawl", _crawl),
+                          ("Unseen styles", _unseen)):
         body = render(results)
         if body:
             parts += [f"## {title}", "", body, ""]
@@ -424,6 +425,30 @@ def readme_block(text: str) -> str | None:
     return text[start + len(README_START):end].strip("\n") + "\n"
 
 
+def _unseen(results: dict[str, Any]) -> str:
+    from .unseen.report import details
+
+    return details(results)
+
+
+def unseen_block(text: str) -> str | None:
+    """What a README holds between the unseen-styles markers, or None when it has none."""
+    from .unseen.report import README_END as END, README_START as START
+
+    start, end = text.find(START), text.find(END)
+    return None if start < 0 or end < start else text[start + len(START):end].strip("\n") + "\n"
+
+
+def _update_unseen(text: str, results: dict[str, Any]) -> str:
+    """``text`` with the unseen-styles table put between its markers (unchanged without markers or figures)."""
+    from .unseen.report import README_END as END, README_START as START, readme_table as unseen_table
+
+    if unseen_block(text) is None or not results.get("unseen"):
+        return text
+    head, rest = text.split(START, 1)
+    return f"{head}{START}\n{unseen_table(results)}{END}{rest.split(END, 1)[1]}"
+
+
 def update_readme(readme: Path, results: dict[str, Any]) -> None:
     """Replace the text between the README's benchmark markers with :func:`readme_table`."""
     text = readme.read_text(encoding="utf-8")
@@ -431,7 +456,8 @@ def update_readme(readme: Path, results: dict[str, Any]) -> None:
         raise SystemExit(f"{readme}: no {README_START} ... {README_END} markers to put the tables between")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{readme_table(results)}{README_END}{tail}", encoding="utf-8")
+    text = f"{head}{README_START}\n{readme_table(results)}{README_END}{tail}"
+    readme.write_text(_update_unseen(text, results), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(args.results.read_text(encoding="utf-8"))
     if args.check_readme:
         block = readme_block(args.check_readme.read_text(encoding="utf-8"))
-        if block != readme_table(results):
+        text = args.check_readme.read_text(encoding="utf-8")
+        if block != readme_table(results) or _update_unseen(text, results) != text:
             print(f"{args.check_readme} does not show {args.results}: "
                   f"python -m benchmarks.report --update-readme {args.check_readme}", file=sys.stderr)
             return 1

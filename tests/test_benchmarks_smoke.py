@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "benchmarks", "--quick", "--count", "16", "--skip", "training,memory,crawl",
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--count", "16", "--skip", "training,memory,crawl,unseen",
                "--out", str(tmp_path), "--data-dir", str(tmp_path / "data")]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -22,8 +22,9 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     assert results["machine"]["cores"] >= 1 and results["machine"]["torch"]
     assert results["test_set"]["count"] == 16
     assert len(list((tmp_path / "data" / "test-0.7.1-quick").glob("*-*.png"))) == 16
-    assert {s: results["sections"][s]["status"] for s in ("training", "recognition", "speed", "memory", "crawl")} == {
-        "training": "skipped", "recognition": "done", "speed": "done", "memory": "skipped", "crawl": "skipped"}
+    assert {s: results["sections"][s]["status"] for s in ("training", "recognition", "speed", "memory", "crawl", "unseen")} == {
+        "training": "skipped", "recognition": "done", "speed": "done", "memory": "skipped", "crawl": "skipped",
+        "unseen": "skipped"}
 
     bundled = results["recognition"]["bundled"]
     assert bundled["count"] == 16
