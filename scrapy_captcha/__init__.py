@@ -2,13 +2,15 @@
 
 from .codec import SEED_ALPHABET, Codec, LabelError, Prediction
 from .image import ImageTooLargeError, InvalidImageError, pad_batch, to_array, to_tensor
-from .model import ModelConfig, build_model
+from .config import ModelConfig
 from .solver import Solver
 from .weights import BUNDLED_WEIGHTS, Weights, WeightsError, load_weights, save_weights
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaSettingsError, CaptchaUnsolved
 
-# The Scrapy side is imported on first use, so the trainer's worker processes never load Scrapy.
-_LAZY = {"CaptchaMiddleware": "middleware", "Addon": "addon", "CaptchaForm": "detection", "find_captcha": "detection"}
+# The Scrapy side is imported on first use, so the trainer's worker processes never load Scrapy;
+# torch (build_model) too, so the runtime works without it.
+_LAZY = {"CaptchaMiddleware": "middleware", "Addon": "addon", "CaptchaForm": "detection", "find_captcha": "detection",
+         "build_model": "model"}
 
 
 def __getattr__(name: str):

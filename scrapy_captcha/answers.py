@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import torch
+import numpy as np
 
-from .codec import Codec, Prediction
+from .codec import Codec, Prediction, as_array, softmax
 from .errors import CaptchaSettingsError
-from .model import ModelConfig
+from .config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -16,18 +17,17 @@ class AnswerRules:
     """How the model's classes map onto the answers a site accepts (case folding, alphabet)."""
 
     codec: Codec
-    matrix: torch.Tensor  # model classes x answer classes, 0/1
+    matrix: np.ndarray  # float32, model classes x answer classes, 0/1
     one_hot: bool
 
-    def decode(self, logits: torch.Tensor, config: ModelConfig) -> list[Prediction]:
-        """Decode model outputs into allowed answers only."""
-        logits = logits.float()
-        matrix = self.matrix.to(logits.device)
+    def decode(self, logits: Any, config: ModelConfig) -> list[Prediction]:
+        """Decode model outputs (a numpy array or a torch tensor) into allowed answers only."""
+        logits = as_array(logits)
         if self.one_hot:
-            probs = logits.view(logits.shape[0], -1, len(config.alphabet)).softmax(-1) @ matrix
-            return self.codec.decode_one_hot((probs + 1e-12).log().reshape(logits.shape[0], -1))
-        probs = logits.softmax(-1) @ matrix
-        return self.codec.decode_ctc((probs + 1e-12).log())
+            probs = softmax(logits.reshape(logits.shape[0], -1, len(config.alphabet))) @ self.matrix
+            return self.codec.decode_one_hot(np.log(probs + 1e-12).reshape(logits.shape[0], -1))
+        probs = softmax(logits) @ self.matrix
+        return self.codec.decode_ctc(np.log(probs + 1e-12))
 
 
 def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None) -> AnswerRules | None:
@@ -54,7 +54,7 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None) ->
         return None
     one_hot = config.head == "one-hot"
     offset = 0 if one_hot else 1  # CTC class 0 is the blank
-    matrix = torch.zeros(len(targets) + offset, len(answers) + offset)
+    matrix = np.zeros((len(targets) + offset, len(answers) + offset), dtype=np.float32)
     if not one_hot:
         matrix[0, 0] = 1.0
     for index, target in enumerate(targets):

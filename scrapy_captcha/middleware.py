@@ -11,7 +11,9 @@ You can change its behaviour with these settings:
 
 CAPTCHA_ENABLED - False to turn the middleware off (default True)
 CAPTCHA_WEIGHTS - path of a weights file (default: the bundled model)
-CAPTCHA_DEVICE - torch device for the model: "cpu" (default), "cuda", "cuda:1", "auto"
+CAPTCHA_DEVICE - device for the model: "cpu" (default), "cuda", "cuda:1", "auto"
+CAPTCHA_BACKEND - "auto" (default: onnxruntime for the bundled model and .onnx files on the CPU,
+    torch for .pt files and GPUs), "onnx" or "torch" (needs scrapy-captcha[torch])
 CAPTCHA_MAX_ATTEMPTS - captcha images read per captcha page before giving up (default 5)
 CAPTCHA_MIN_CONFIDENCE - below this confidence an answer is not submitted; a fresh captcha is
     fetched instead (default 0.0: always submit)
@@ -78,7 +80,7 @@ from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaUn
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import InvalidImageError, load_image
 from .settings import CaptchaSettings, read_settings
-from .solver import Solver
+from .solver import DEFAULT_BATCH_WINDOW, Solver
 
 try:
     from scrapy.utils.asyncio import run_in_thread
@@ -117,18 +119,19 @@ _PER_DOWNLOAD_META = re.compile(r"^(redirect_|retry_times$|download_latency$|dow
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_solver(path: str, version: tuple[int, int], device: str) -> Solver:
-    return Solver.from_path(path, device)
+def _cached_solver(path: str, version: tuple[int, int], device: str, backend: str = "auto") -> Solver:
+    # concurrent solves share forward passes (micro-batching)
+    return Solver.from_path(path, device, backend, batch_window=DEFAULT_BATCH_WINDOW)
 
 
-def load_solver(path: Path, device: str) -> Solver:
+def load_solver(path: Path, device: str, backend: str = "auto") -> Solver:
     """The model at ``path`` on ``device``, shared by crawlers of one process (WeightsError if unusable)."""
     try:
         stat = path.stat()
         version = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         version = (0, 0)
-    return _cached_solver(str(path), version, device)
+    return _cached_solver(str(path), version, device, backend)
 
 
 def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes) -> tuple[Prediction, float]:
@@ -188,7 +191,7 @@ class CaptchaMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = read_settings(crawler.settings)
-        return cls(crawler, config, load_solver(config.weights, config.device))
+        return cls(crawler, config, load_solver(config.weights, config.device, config.backend))
 
     @property
     def answer_alphabet(self) -> str:

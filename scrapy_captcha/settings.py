@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 from scrapy.exceptions import NotConfigured
 
 from .detection import select
 from .errors import CaptchaSettingsError
+from .backends import resolve as resolve_backend
 from .weights import BUNDLED_WEIGHTS
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class CaptchaSettings:
 
     weights: Path
     device: str = "cpu"
+    backend: str = "auto"  # CAPTCHA_BACKEND: "auto", "onnx" or "torch" (scrapy_captcha.backends)
     max_attempts: int = 5
     min_confidence: float = 0.0
     answer_case: str = "as-is"
@@ -70,9 +71,14 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be a number of megabytes, got {harvest_max_mb!r}") from None
     if harvest_max_mb is not None and not harvest_max_mb > 0:
         raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be above 0, got {harvest_max_mb!r}")
+    weights = Path(settings.get("CAPTCHA_WEIGHTS") or BUNDLED_WEIGHTS).expanduser()
+    device = str(settings.get("CAPTCHA_DEVICE") or "cpu").strip().lower()  # checked by the backend as it loads
+    backend = str(settings.get("CAPTCHA_BACKEND") or "auto").strip().lower()
+    resolve_backend(weights, backend, device)  # a bad CAPTCHA_BACKEND, or one that cannot read CAPTCHA_WEIGHTS
     return CaptchaSettings(
-        weights=Path(settings.get("CAPTCHA_WEIGHTS") or BUNDLED_WEIGHTS).expanduser(),
-        device=resolve_device(str(settings.get("CAPTCHA_DEVICE") or "cpu")),
+        weights=weights,
+        device=device,
+        backend=backend,
         max_attempts=max_attempts,
         min_confidence=min_confidence,
         answer_case=answer_case,
@@ -104,22 +110,6 @@ def check_selector(selector: str, name: str = "selector") -> None:
         select(Selector(text="<html><body></body></html>"), selector)
     except Exception as exc:  # cssselect and lxml raise assorted errors
         raise CaptchaSettingsError(f"{name} {selector!r} is not a valid CSS/XPath selector: {exc}") from exc
-
-
-def resolve_device(device: str) -> str:
-    """Check a torch device name; ``auto`` picks CUDA when there is one."""
-    device = device.strip().lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as exc:
-        raise CaptchaSettingsError(f"CAPTCHA_DEVICE {device!r} is not a torch device: {exc}") from exc
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise CaptchaSettingsError(f"CAPTCHA_DEVICE is {device!r} but torch sees no CUDA device")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise CaptchaSettingsError(f"CAPTCHA_DEVICE is {device!r} but MPS is not available")
-    return device
 
 
 def prepare_harvest_dir(path: str | os.PathLike[str]) -> Path:

@@ -1,41 +1,80 @@
-"""The solver: image bytes in, text and confidence out."""
+"""The solver: image bytes in, text and confidence out, with onnxruntime or torch.
+
+One path for every backend: :func:`~scrapy_captcha.image.to_array` preprocesses, a backend
+(:mod:`scrapy_captcha.backends`) runs the model, :mod:`scrapy_captcha.codec` or the answer rules
+decode. With ``batch_window`` > 0, images that several threads submit at about the same time (a
+crawl whose sessions meet captchas at once) share one forward pass.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import torch
+import numpy as np
 
 from .codec import Codec, Prediction
-from .image import ImageInput, pad_batch, to_array
-from .model import decode
-from .weights import Weights, load_weights
+from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput, pad_batch, to_array
 
 if TYPE_CHECKING:
     from .answers import AnswerRules
+    from .backends import Backend
+    from .weights import Weights
+
+#: Longest a solve waits for others to join its batch, and the most images in one batch (defaults).
+DEFAULT_BATCH_WINDOW = 0.002
+DEFAULT_MAX_BATCH = 32
 
 
 class Solver:
-    """Solves captcha images with one loaded model. Safe to call from several threads."""
+    """Solves captcha images with one loaded model. Safe to call from several threads.
 
-    def __init__(self, weights: Weights, device: str = "cpu"):
-        self.weights = weights
-        self.config = weights.config
+    ``model`` is a backend (see :func:`scrapy_captcha.backends.load_backend`) or, for the torch
+    backend, a loaded :class:`~scrapy_captcha.weights.Weights`. Images are refused over
+    ``max_image_bytes`` / ``max_image_pixels`` (:class:`~scrapy_captcha.image.ImageTooLargeError`).
+    """
+
+    def __init__(self, model: Backend | Weights, device: str = "cpu", *,
+                 max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
+                 max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+                 batch_window: float = 0.0, max_batch: int = DEFAULT_MAX_BATCH):
+        if not hasattr(model, "run"):
+            from .backends.torch_backend import TorchBackend
+
+            model = TorchBackend(model, device)  # type: ignore[arg-type]
+        self.backend: Backend = model  # type: ignore[assignment]
+        self.config = self.backend.config
         self.codec = Codec(self.config.alphabet)
-        self.device = torch.device(device)
-        self.model = weights.build(self.device)
-        self._lock = threading.Lock()
+        self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
+        self._batcher = _MicroBatcher(self._forward, batch_window, max_batch) if batch_window > 0 else None
 
     @classmethod
-    def from_path(cls, path: str | Path | None = None, device: str = "cpu") -> "Solver":
-        """Load weights from ``path`` (default: the bundled model)."""
-        return cls(load_weights(path), device)
+    def from_path(cls, path: str | Path | None = None, device: str = "cpu", backend: str = "auto",
+                  threads: int | None = None, **options) -> "Solver":
+        """Load ``path`` (default: the bundled model) with ``backend`` ("auto", "onnx" or "torch")."""
+        from .backends import load_backend
+
+        return cls(load_backend(path, backend, device, threads), device, **options)
+
+    @property
+    def model(self):
+        """The torch module (torch backend only)."""
+        return self.backend.model  # type: ignore[attr-defined]
 
     def solve(self, image: ImageInput, rules: AnswerRules | None = None) -> Prediction:
         """Read the text of one captcha image (``rules``: restrict the answers' case or alphabet)."""
-        return self.solve_batch([image], rules)[0]
+        if self._batcher is None:
+            return self.solve_batch([image], rules)[0]
+        self._batcher.starting()
+        try:
+            array = to_array(image, self.config, **self.caps)
+        except BaseException:
+            self._batcher.abandoned()
+            raise
+        return self._decode(self._batcher.submit(array), rules)[0]
 
     def solve_batch(self, images: Sequence[ImageInput], rules: AnswerRules | None = None) -> list[Prediction]:
         """Read several images, one forward pass per width.
@@ -44,20 +83,108 @@ class Solver:
         model together; different widths are not padded into one batch, so an image reads the same
         whatever else is in its batch.
         """
-        arrays = [to_array(image, self.config) for image in images]
+        arrays = [to_array(image, self.config, **self.caps) for image in images]
+        logits = self._forward(arrays)
+        return [self._decode(row, rules)[0] for row in logits]
+
+    def _forward(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each array's logits, ``(1, T, C)``, batching arrays of equal width."""
         groups: dict[int, list[int]] = {}
         for index, array in enumerate(arrays):
             groups.setdefault(array.shape[-1], []).append(index)
-        predictions: list[Prediction | None] = [None] * len(arrays)
+        logits: list[np.ndarray] = [None] * len(arrays)  # type: ignore[list-item]
         for indices in groups.values():
-            batch = torch.from_numpy(pad_batch([arrays[i] for i in indices])).to(self.device)
-            with self._lock, torch.inference_mode():
-                logits = self.model(batch)
-            for index, prediction in zip(indices, self._decode(logits, rules)):
-                predictions[index] = prediction
-        return predictions  # type: ignore[return-value]
+            output = self.backend.run(pad_batch([arrays[i] for i in indices]))
+            for row, index in enumerate(indices):
+                logits[index] = output[row:row + 1]
+        return logits
 
-    def _decode(self, logits: torch.Tensor, rules: AnswerRules | None) -> list[Prediction]:
+    def _decode(self, logits: np.ndarray, rules: AnswerRules | None) -> list[Prediction]:
         if rules is not None:
             return rules.decode(logits, self.config)
-        return decode(logits, self.config, self.codec)
+        if self.config.head == "one-hot":
+            return self.codec.decode_one_hot(logits)
+        return self.codec.decode_ctc(logits)
+
+
+@dataclass(eq=False)
+class _Pending:
+    array: np.ndarray
+    taken: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    logits: np.ndarray | None = None
+    error: BaseException | None = None
+
+
+class _MicroBatcher:
+    """Gathers arrays that threads submit at about the same time into one forward pass.
+
+    A solve announces itself (:meth:`starting`) before preprocessing and submits its array after.
+    The first submitter with no batch being gathered leads: while announced solves are still
+    preprocessing it waits for them, at most ``window`` seconds and ``max_batch`` images, then runs
+    the batch for everyone in it. A lone solve never waits.
+    """
+
+    def __init__(self, forward, window: float, max_batch: int):
+        self._forward = forward
+        self._window = window
+        self._max_batch = max(1, max_batch)
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._preparing = 0  # solves announced but not submitted yet
+        self._gathering = False
+        self.batch_sizes: list[int] = []  # the latest batches' sizes (at most 1000), for benchmarks
+
+    def starting(self) -> None:
+        with self._cond:
+            self._preparing += 1
+
+    def abandoned(self) -> None:
+        """A solve that announced itself failed before submitting (a bad image)."""
+        with self._cond:
+            self._preparing -= 1
+            self._cond.notify_all()
+
+    def submit(self, array: np.ndarray) -> np.ndarray:
+        """The logits of ``array``, computed in whichever batch it lands in."""
+        item = _Pending(array)
+        with self._cond:
+            self._preparing -= 1
+            self._pending.append(item)
+            self._cond.notify_all()
+        while not item.taken:
+            with self._cond:
+                while not item.taken and self._gathering:
+                    self._cond.wait()
+                if item.taken:
+                    break
+                self._gathering = True
+                deadline = time.monotonic() + self._window
+                while self._preparing > 0 and len(self._pending) < self._max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
+                for pending in batch:
+                    pending.taken = True
+                self._gathering = False
+                self._cond.notify_all()
+            self._run(batch)
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.logits  # type: ignore[return-value]
+
+    def _run(self, batch: list[_Pending]) -> None:
+        self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
+        try:
+            outputs = self._forward([item.array for item in batch])
+        except BaseException as exc:  # every solve in the batch gets the error
+            for item in batch:
+                item.error = exc
+                item.done.set()
+            return
+        for item, logits in zip(batch, outputs):
+            item.logits = logits
+            item.done.set()

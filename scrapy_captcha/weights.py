@@ -1,7 +1,9 @@
 """Weights files: one ``.pt`` holding the state dict and everything needed to use it.
 
 Files are read with ``torch.load(weights_only=True)``, which refuses anything but tensors and
-plain containers, so loading a file never runs code from it.
+plain containers, so loading a file never runs code from it. The same model exported for
+onnxruntime (``python -m trainer export``) is a ``.onnx`` file read by
+:mod:`scrapy_captcha.backends.onnx_backend`. Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from .config import ModelConfig
 
-from .model import ModelConfig, build_model
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 FORMAT = "scrapy-captcha-weights"
 VERSION = 1
+#: The bundled model for the torch backend.
 BUNDLED_WEIGHTS = Path(__file__).with_name("weights") / "default.pt"
+#: The same model exported for onnxruntime (a test keeps the two in agreement).
+BUNDLED_ONNX = BUNDLED_WEIGHTS.with_suffix(".onnx")
 
 
 class WeightsError(ValueError):
@@ -37,6 +43,8 @@ class Weights:
 
     def build(self, device: str | torch.device = "cpu") -> nn.Module:
         """The model with these weights, in eval mode, on ``device``."""
+        from .model import build_model
+
         model = build_model(self.config)
         try:
             model.load_state_dict(self.state_dict)
@@ -47,6 +55,8 @@ class Weights:
 
 def save_weights(path: str | Path, model: nn.Module, config: ModelConfig, summary: dict[str, Any] | None = None) -> Path:
     """Write a weights file atomically (a crash never leaves a half-written file at ``path``)."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
@@ -72,10 +82,9 @@ def save_weights(path: str | Path, model: nn.Module, config: ModelConfig, summar
 def load_weights(path: str | Path | None = None) -> Weights:
     """Read a weights file (default: the bundled model), refusing anything that is not one of ours."""
     path = Path(path) if path is not None else BUNDLED_WEIGHTS
-    if path.is_dir():
-        raise WeightsError(f"weights file {str(path)!r} is a folder, not a file")
-    if not path.is_file():
-        raise WeightsError(f"weights file {str(path)!r} does not exist")
+    check_file(path)
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -105,8 +114,20 @@ def load_weights(path: str | Path | None = None) -> Weights:
     return Weights(config, state_dict, summary if isinstance(summary, dict) else {})
 
 
+def check_file(path: Path) -> None:
+    """Raise :class:`WeightsError` unless ``path`` is an existing file."""
+    if path.is_dir():
+        raise WeightsError(f"weights file {str(path)!r} is a folder, not a file")
+    if not path.is_file():
+        raise WeightsError(f"weights file {str(path)!r} does not exist")
+
+
 def _misfit(config: ModelConfig, state_dict: Any) -> str | None:
     """What keeps ``state_dict`` from loading into the model ``config`` describes, or None."""
+    import torch
+
+    from .model import build_model
+
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         return "the state dict is not a mapping of names to tensors"
     with torch.device("meta"):  # shapes only, no memory

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=256)
     ev.add_argument("--allow-skip", action="store_true", help="skip unusable files instead of stopping")
     ev.add_argument("--device", default="cpu")
+
+    export = commands.add_parser("export", help="export a weights file to ONNX for the torch-free runtime",
+                                 description="Write WEIGHTS as an ONNX file (settings and summary in its metadata, any "
+                                             "batch size and width), checked against the torch model.")
+    export.add_argument("weights", type=Path, nargs="?", help="a .pt weights file (default: the bundled model)")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     return parser
 
 
@@ -119,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                                                      "seed", "device", "progress", "resume", "init")}
             run(TrainConfig(out=str(args.out), train_dir=args.train_dir and str(args.train_dir),
                             val_dir=args.val_dir and str(args.val_dir), model=model, synthetic=_spec(args), **options))
+        elif args.command == "export":
+            from .export import export
+
+            out, difference = export(args.weights, args.out)
+            print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB; largest logit difference from torch {difference:.1e})")
         else:
             from .evaluate import evaluate, format_report
 

@@ -1,0 +1,225 @@
+"""Backends: onnxruntime and torch read the same texts; exported files carry their settings; the
+bundled .onnx is the bundled .pt; bad files and impossible choices are refused with the reason."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from captcha.image import ImageCaptcha
+from PIL import Image
+
+from scrapy_captcha import CaptchaSettingsError, Solver
+from scrapy_captcha.backends import BackendError, load_backend, resolve
+from scrapy_captcha.backends.onnx_backend import OnnxBackend
+from scrapy_captcha.backends.torch_backend import TorchBackend
+from scrapy_captcha.codec import SEED_ALPHABET
+from scrapy_captcha.image import InvalidImageError, to_array
+from scrapy_captcha.model import ModelConfig, build_model
+from scrapy_captcha.weights import BUNDLED_ONNX, BUNDLED_WEIGHTS, WeightsError, load_weights, save_weights
+from trainer import cli
+from trainer.export import export, to_onnx_bytes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def fixed_set() -> list[tuple[str, bytes]]:
+    """120 seed-style captchas (the bundled model's task) and a few images nothing like one."""
+    rng = random.Random(7)
+    images = []
+    for _ in range(120):
+        label = "".join(rng.choice(SEED_ALPHABET) for _ in range(4))
+        images.append((label, ImageCaptcha(160, 60).generate(label).getvalue()))
+    noise = np.random.default_rng(0).integers(0, 256, (60, 160), dtype=np.uint8)
+    for image in (Image.new("L", (160, 60), 255), Image.fromarray(noise), Image.new("RGB", (300, 80), (20, 90, 200))):
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        images.append(("", buffer.getvalue()))
+    return images
+
+
+def test_both_backends_read_the_same_texts_with_the_same_confidences(fixed_set):
+    onnx, torch_ = Solver.from_path(backend="onnx"), Solver.from_path(backend="torch")
+    assert (onnx.backend.name, torch_.backend.name) == ("onnx", "torch")
+    assert onnx.config == torch_.config
+    data = [image for _, image in fixed_set]
+    by_onnx, by_torch = onnx.solve_batch(data), torch_.solve_batch(data)
+    assert [p.text for p in by_onnx] == [p.text for p in by_torch]
+    assert max(abs(a.confidence - b.confidence) for a, b in zip(by_onnx, by_torch)) < 1e-4
+    for a, b in zip(by_onnx, by_torch):
+        assert a.char_confidences == pytest.approx(b.char_confidences, abs=1e-4)
+    read = sum(p.text.lower() == label.lower() for p, (label, _) in zip(by_onnx, fixed_set))
+    assert read >= 100, f"{read}/120: a model reading nothing would agree with itself trivially"
+    assert [onnx.solve(image).text for image in data[:10]] == [p.text for p in by_onnx[:10]]
+
+
+def test_the_bundled_onnx_file_is_the_bundled_pt(fixed_set):
+    """Fails when default.pt is retrained without re-exporting: run `make bundled-onnx`."""
+    weights = load_weights(BUNDLED_WEIGHTS)
+    onnx = OnnxBackend(BUNDLED_ONNX)
+    assert onnx.config == weights.config and onnx.summary == weights.summary
+    batch = np.stack([to_array(image, weights.config) for _, image in fixed_set])
+    with torch.inference_mode():
+        expected = weights.build()(torch.from_numpy(batch)).numpy()
+    assert np.abs(onnx.run(batch) - expected).max() < 1e-3, "default.onnx is stale: run `make bundled-onnx`"
+
+
+def small(config: ModelConfig, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(config).eval()
+    with torch.no_grad():  # BatchNorm statistics away from the identity, so a wrong export shows
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32, case_sensitive=False),
+    ModelConfig(alphabet="0123456789+-=?", resize="height", height=32, min_width=48, max_width=320, hidden=32),
+    ModelConfig(arch="seed-vgg", max_length=4),
+], ids=["crnn-stretch", "crnn-height", "seed-vgg"])
+def test_export_keeps_settings_summary_and_outputs(tmp_path, config):
+    pt = save_weights(tmp_path / "model.pt", small(config), config, {"trained_with": "test", "epoch": 3, "nested": {"a": [1, 2]}})
+    out, difference = export(pt, tmp_path / "out" / "model.onnx")
+    assert difference < 1e-3
+    backend = load_backend(out)
+    assert backend.name == "onnx" and backend.config == config
+    assert backend.summary == {"trained_with": "test", "epoch": 3, "nested": {"a": [1, 2]}}
+    sizes = [(160, 60), (90, 40), (400, 50), (30, 30)]
+    images = []
+    for index, size in enumerate(sizes * 2):
+        array = np.random.default_rng(index).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
+        images.append(Image.fromarray(array))
+    if config.resize == "height":
+        assert len({to_array(image, config).shape[-1] for image in images}) == 4  # dynamic width
+    by_onnx = Solver(backend).solve_batch(images)
+    by_torch = Solver(load_backend(pt)).solve_batch(images)
+    assert [p.text for p in by_onnx] == [p.text for p in by_torch]
+    assert [p.confidence for p in by_onnx] == pytest.approx([p.confidence for p in by_torch], abs=1e-4)
+
+
+def test_export_on_the_command_line(tmp_path, capsys):
+    config = ModelConfig(alphabet="abc", max_length=4, hidden=16)
+    pt = save_weights(tmp_path / "m.pt", small(config), config)
+    assert cli.main(["export", str(pt), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "largest logit difference from torch" in capsys.readouterr().out
+    assert OnnxBackend(tmp_path / "m.onnx").config == config
+    assert cli.main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+
+
+def test_unusable_onnx_files_are_refused_with_the_reason(tmp_path):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(WeightsError, match=f"{garbage}: not a readable ONNX model"):
+        OnnxBackend(garbage)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(BUNDLED_ONNX.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match="not a readable ONNX model"):
+        OnnxBackend(truncated)
+    with pytest.raises(WeightsError, match="does not exist"):
+        OnnxBackend(tmp_path / "missing.onnx")
+    import onnx
+
+    foreign = onnx.load_from_string(BUNDLED_ONNX.read_bytes())
+    del foreign.metadata_props[:]
+    (tmp_path / "foreign.onnx").write_bytes(foreign.SerializeToString())
+    with pytest.raises(WeightsError, match="not one exported by scrapy-captcha"):
+        OnnxBackend(tmp_path / "foreign.onnx")
+    damaged = onnx.load_from_string(BUNDLED_ONNX.read_bytes())
+    for prop in damaged.metadata_props:
+        if prop.key == "scrapy_captcha.config":
+            prop.value = '{"arch": "crnn", "colour": "blue"}'
+    (tmp_path / "damaged.onnx").write_bytes(damaged.SerializeToString())
+    with pytest.raises(WeightsError, match="damaged model settings.*colour"):
+        OnnxBackend(tmp_path / "damaged.onnx")
+
+
+def test_which_backend_reads_which_file(tmp_path):
+    assert resolve(None) == ("onnx", BUNDLED_ONNX)
+    assert resolve(BUNDLED_WEIGHTS) == ("onnx", BUNDLED_ONNX)  # the bundled model, named by its .pt
+    assert resolve(None, "torch") == ("torch", BUNDLED_WEIGHTS)
+    assert resolve(None, "auto", "cuda") == ("torch", BUNDLED_WEIGHTS)  # GPUs: torch, when installed
+    assert resolve(tmp_path / "m.pt") == ("torch", tmp_path / "m.pt")
+    assert resolve(tmp_path / "m.onnx", " ONNX ") == ("onnx", tmp_path / "m.onnx")
+    with pytest.raises(BackendError, match=r"reads \.onnx files.*python -m trainer export"):
+        resolve(tmp_path / "m.pt", "onnx")
+    with pytest.raises(BackendError, match="reads .pt weights files, not the ONNX file"):
+        resolve(tmp_path / "m.onnx", "torch")
+    with pytest.raises(CaptchaSettingsError, match=r"CAPTCHA_BACKEND must be one of \('auto', 'onnx', 'torch'\), got 'tensorflow'"):
+        resolve(None, "tensorflow")
+
+
+def test_the_backend_setting_is_checked_at_start_up(tmp_path):
+    from scrapy.settings import Settings
+
+    from scrapy_captcha.settings import read_settings
+
+    assert read_settings(Settings({"CAPTCHA_BACKEND": "torch"})).backend == "torch"
+    with pytest.raises(CaptchaSettingsError, match="CAPTCHA_BACKEND must be one of"):
+        read_settings(Settings({"CAPTCHA_BACKEND": "tensorflow"}))
+    with pytest.raises(CaptchaSettingsError, match="CAPTCHA_BACKEND 'onnx' reads .onnx files"):
+        read_settings(Settings({"CAPTCHA_BACKEND": "onnx", "CAPTCHA_WEIGHTS": str(tmp_path / "m.pt")}))
+
+
+def test_onnx_devices():
+    with pytest.raises(BackendError, match="CAPTCHA_DEVICE 'tpu'"):
+        OnnxBackend(BUNDLED_ONNX, device="tpu")
+    assert isinstance(load_backend(None, "torch"), TorchBackend)
+
+
+def test_concurrent_solves_share_forward_passes_and_read_as_alone(fixed_set):
+    solver = Solver.from_path(batch_window=0.05, max_batch=8)
+    alone = Solver.from_path()
+    data = [image for _, image in fixed_set[:40]] + [b"<html>not an image</html>"]
+    results: dict[int, object] = {}
+    start = threading.Barrier(len(data))
+
+    def work(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = solver.solve(data[index])
+        except InvalidImageError as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(data))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert isinstance(results[len(data) - 1], InvalidImageError)  # a bad image fails alone
+    expected = alone.solve_batch(data[:-1])
+    assert [results[i].text for i in range(len(data) - 1)] == [p.text for p in expected]
+    assert [results[i].confidence for i in range(len(data) - 1)] == pytest.approx([p.confidence for p in expected], abs=1e-5)
+    sizes = solver._batcher.batch_sizes
+    assert sum(sizes) == 40 and max(sizes) > 1 and max(sizes) <= 8, sizes
+
+
+def test_a_lone_solve_does_not_wait_for_the_window():
+    import time
+
+    solver = Solver.from_path(batch_window=5.0)
+    data = ImageCaptcha(160, 60).generate("ab3X").getvalue()
+    began = time.monotonic()
+    solver.solve(data)
+    assert time.monotonic() - began < 4.0  # would be at least the 5 s window if a lone solve waited
+    assert solver._batcher.batch_sizes == [1]
+
+
+def test_height_mode_export_reads_any_width(tmp_path):
+    bundled = load_weights()
+    config = replace(bundled.config, resize="height", max_width=400)
+    data = to_onnx_bytes(replace(bundled, config=config))
+    path = tmp_path / "height.onnx"
+    path.write_bytes(data)
+    solver, reference = Solver(load_backend(path)), Solver(replace(bundled, config=config))
+    images = [ImageCaptcha(width, 60).generate("aB3x").getvalue() for width in (120, 160, 200, 240)]
+    assert [p.text for p in solver.solve_batch(images)] == [p.text for p in reference.solve_batch(images)]

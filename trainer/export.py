@@ -1,0 +1,97 @@
+"""``python -m trainer export WEIGHTS --out model.onnx``: a weights file for onnxruntime.
+
+The ONNX file carries the ``.pt``'s model settings and training summary in its metadata
+(``scrapy_captcha.*`` keys), takes any batch size and, for the CRNN, any width, and is checked
+against the torch model before it is written: same logits on random images of several widths.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scrapy_captcha.backends.onnx_backend import META_CONFIG, META_FORMAT, META_SUMMARY, META_VERSION
+from scrapy_captcha.weights import FORMAT, VERSION, Weights, load_weights
+
+OPSET = 17
+#: Largest difference in logits between torch and onnxruntime that the export accepts.
+TOLERANCE = 1e-3
+
+
+class ExportError(ValueError):
+    """The exported graph does not compute what the torch model computes."""
+
+
+def to_onnx_bytes(weights: Weights) -> bytes:
+    """The model of ``weights`` as ONNX bytes, with its settings and summary as metadata."""
+    import onnx
+
+    config = weights.config
+    model = weights.build("cpu")
+    example = torch.ones(1, config.channels, config.height, config.width)
+    axes = {0: "batch", 3: "width"} if config.head == "ctc" else {0: "batch"}
+    output_axes = {0: "batch", 1: "frames"} if config.head == "ctc" else {0: "batch"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
+                          input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": axes, "logits": output_axes})
+    graph = onnx.load_from_string(buffer.getvalue())
+    metadata = {META_FORMAT: FORMAT, META_VERSION: str(VERSION), META_CONFIG: json.dumps(config.to_dict()),
+                META_SUMMARY: json.dumps(weights.summary, default=str)}
+    del graph.metadata_props[:]
+    for key, value in metadata.items():
+        graph.metadata_props.add(key=key, value=value)
+    graph.doc_string = "scrapy-captcha model; settings in the metadata (scrapy_captcha.config)"
+    onnx.checker.check_model(graph)
+    return graph.SerializeToString()
+
+
+def compare(weights: Weights, onnx_bytes: bytes, seed: int = 0) -> float:
+    """Largest absolute difference in logits between torch and onnxruntime on random images."""
+    import onnxruntime as ort
+
+    config = weights.config
+    model = weights.build("cpu")
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    generator = np.random.default_rng(seed)
+    widths = [config.width] if config.head != "ctc" else sorted({config.width, 8 * max(4, config.min_width // 8), 8 * 37})
+    worst = 0.0
+    for batch, width in zip((1, 3, 2), widths * 3):
+        images = generator.random((batch, config.channels, config.height, width), dtype=np.float32)
+        with torch.inference_mode():
+            expected = model(torch.from_numpy(images)).numpy()
+        got = session.run(None, {"image": images})[0]
+        if got.shape != expected.shape:
+            raise ExportError(f"onnxruntime gives logits of shape {got.shape}, torch {expected.shape} (input {images.shape})")
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def export(weights_path: str | Path | None, out: str | Path) -> tuple[Path, float]:
+    """Export ``weights_path`` (default: the bundled ``.pt``) to ``out``; returns the path and the checked difference."""
+    weights = load_weights(weights_path)
+    data = to_onnx_bytes(weights)
+    difference = compare(weights, data)
+    if difference > TOLERANCE:
+        raise ExportError(f"the exported graph's logits differ from torch's by {difference:.2e} (> {TOLERANCE:.0e})")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out, difference
