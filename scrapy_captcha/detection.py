@@ -349,4 +349,7 @@ def _image_url(response: TextResponse, image: Selector) -> str:
         return ""
     if src[:5].lower() == "data:":
         return src
-    return response.urljoin(src)
+    try:
+        return response.urljoin(src)
+    except ValueError:  # a malformed URL: the middleware's URL policy refuses it, naming it
+        return src

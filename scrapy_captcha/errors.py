@@ -24,5 +24,10 @@ class CaptchaFormError(CaptchaError):
     """The captcha form could not be submitted, or the site refused the submission itself."""
 
 
+class CaptchaPolicyError(CaptchaError):
+    """The captcha page points the image or the answer somewhere the middleware does not send to
+    (see :mod:`scrapy_captcha.policy`); nothing was sent there."""
+
+
 class CaptchaSettingsError(ValueError):
     """A ``CAPTCHA_*`` setting with a value the middleware cannot use (raised at start-up)."""

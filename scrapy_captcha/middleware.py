@@ -16,7 +16,7 @@ CAPTCHA_BACKEND - "auto" (default: onnxruntime for the bundled model and .onnx f
     torch for .pt files and GPUs), "onnx" or "torch" (needs scrapy-captcha[torch])
 CAPTCHA_MAX_ATTEMPTS - captcha images read per captcha page before giving up (default 5)
 CAPTCHA_MIN_CONFIDENCE - below this confidence an answer is not submitted; a fresh captcha is
-    fetched instead (default 0.0: always submit)
+    fetched instead (default 0.02: only answers to images nothing like a captcha; 0 always submits)
 CAPTCHA_ANSWER_CASE - "as-is" (default), "lower" or "upper": the case the site expects
 CAPTCHA_ALPHABET - characters the site's captchas can contain; the model only answers with these
     (default: no restriction)
@@ -28,6 +28,11 @@ CAPTCHA_HARVEST_DIR - record every captcha image read here, with its answer and 
 CAPTCHA_HARVEST_MAX_MB - stop recording once that folder holds this many megabytes (default: no cap)
 CAPTCHA_PASS_FAILED - True to give the captcha page to the callback, with
     meta["captcha_failed"] set to the reason, instead of failing the request (default False)
+CAPTCHA_ALLOWED_HOSTS - hosts besides the captcha page's origin and the spider's allowed_domains
+    that the image and the answer may be sent to: "cdn.example.com" (and its subdomains, any
+    port) or "cdn.example.com:8443" (that port only); see scrapy_captcha.policy (default: none)
+CAPTCHA_MAX_IMAGE_BYTES - a bigger captcha image is not downloaded further nor read (default 2 MiB)
+CAPTCHA_MAX_IMAGE_PIXELS - an image declaring more pixels is refused before decoding (default 4 Mpx)
 
 Request.meta keys: "captcha_skip" (True: leave this request alone), "captcha_form_selector",
 "captcha_image_selector", "captcha_field" (per-request selectors), "captcha_image" (True: the
@@ -37,23 +42,35 @@ meta["captcha_confidence"]).
 Stats: captcha/detected, captcha/attempts, captcha/solved, captcha/solved_first_attempt,
 captcha/incorrect, captcha/form_refused (submissions the site answered with an HTTP error and no
 new captcha, e.g. an expired CSRF token), captcha/low_confidence, captcha/image_errors,
-captcha/gave_up, captcha/solve_time (seconds in the model), captcha/waited.
+captcha/gave_up, captcha/solve_time (seconds in the model), captcha/waited,
+captcha/policy_refused (image or answer URLs refused by scrapy_captcha.policy: nothing sent),
+captcha/failed_with_round (requests that waited for a round that failed, and fail with it).
+Every captcha page met ends as captcha/detected = captcha/solved + captcha/gave_up.
 
 Settings are read and checked once, by :func:`scrapy_captcha.settings.read_settings`.
 
-Order: PRIORITY (560) puts the middleware after HttpCompressionMiddleware (590), RedirectMiddleware
-(600), MetaRefreshMiddleware (580) and CookiesMiddleware (700) on the response path, so it sees
-decompressed pages at the end of redirect chains with the session cookies stored; and before
-RetryMiddleware (550), so a captcha served with 429 or 503 is solved rather than retried blindly.
-Its own sub-requests (image, answer, page again) go through ``engine.download_async`` and therefore
-through every downloader middleware (cookies, proxies, redirects, retries) but not through the
-scheduler, carry the ``cookiejar`` of the request that met the captcha, and use a download slot
-of their own (the page's slot name + "~captcha"), so they never queue behind the crawl's requests
-nor wait for the slot that request still holds (CONCURRENT_REQUESTS_PER_DOMAIN = 1 works).
+Order: PRIORITY (585) puts the middleware after HttpCompressionMiddleware (590), RedirectMiddleware
+(600) and CookiesMiddleware (700) on the response path, so it sees decompressed pages at the end of
+redirect chains with the session cookies stored; before MetaRefreshMiddleware (580), so a captcha
+page that also meta-refreshes (to itself) is solved instead of becoming a duplicate request that
+the dupefilter drops; and before RetryMiddleware (550), so a captcha served with 429 or 503 is
+solved rather than retried blindly. Its own sub-requests (image, answer, page again) go through
+``engine.download_async`` and therefore through every downloader middleware (cookies, proxies,
+redirects) but not through the scheduler, carry the ``cookiejar`` of the request that met the
+captcha, and use a download slot of their own (the page's slot name + "~captcha"), so they never
+queue behind the crawl's requests nor wait for the slot that request still holds
+(CONCURRENT_REQUESTS_PER_DOMAIN = 1 works). The image and the answer are never retried by
+RetryMiddleware (``dont_retry``: an answer is sent once; a failed image costs an attempt and a
+fresh captcha) and never follow a meta refresh; every redirect hop of theirs is checked against
+the URL policy again.
 
-Sessions: one solving round at a time per (site, cookiejar). Requests of that session that meet
-the captcha meanwhile wait for the round, then fetch their page again without solving
-(captcha/waited); requests about to be sent while a round runs are held until it ends.
+Sessions: one solving round at a time per (site, cookiejar) (see scrapy_captcha.sessions).
+Requests of that session that meet the captcha meanwhile wait for the round, then fetch their
+page again without solving (captcha/waited); requests about to be sent while a round runs are
+held until it ends. Waiting requests do not count against CONCURRENT_REQUESTS. When a round
+fails, the requests that waited for it fail with its error (captcha/failed_with_round) instead of
+each running a round of its own; the next request of the session that meets a captcha starts a
+new one.
 """
 
 from __future__ import annotations
@@ -70,15 +87,17 @@ from form2request import form2request
 from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import DeferredLock
+from twisted.internet.defer import CancelledError
 from w3lib.url import canonicalize_url
 
 from .answers import AnswerRules, answer_rules
 from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, needs_thread
-from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaUnsolved
+from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
-from .image import InvalidImageError, load_image
+from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, InvalidImageError, load_image
+from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url, referer_for
+from .sessions import Session, not_counted, original_url, session_key
 from .settings import CaptchaSettings, read_settings
 from .solver import DEFAULT_BATCH_WINDOW, Solver
 
@@ -99,11 +118,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Default position in DOWNLOADER_MIDDLEWARES (see the module docstring for why).
-PRIORITY = 560
+PRIORITY = 585
 STATS_PREFIX = "captcha"
 
 #: Marks the middleware's own sub-requests, which it must not intercept.
 SUBREQUEST_KEY = "_captcha_subrequest"
+#: On image and answer sub-requests: (captcha page URL, kind, URL the spider asked for), to check
+#: their redirect hops against the URL policy.
+POLICY_KEY = "_captcha_policy"
 #: How many solving rounds of its session had finished when a request was sent.
 ROUND_KEY = "_captcha_round"
 #: Meta keys a sub-request shares with the request that met the captcha: they define the session.
@@ -120,8 +142,9 @@ _PER_DOWNLOAD_META = re.compile(r"^(redirect_|retry_times$|download_latency$|dow
 
 @functools.lru_cache(maxsize=4)
 def _cached_solver(path: str, version: tuple[int, int], device: str, backend: str = "auto") -> Solver:
-    # concurrent solves share forward passes (micro-batching)
-    return Solver.from_path(path, device, backend, batch_window=DEFAULT_BATCH_WINDOW)
+    # read_answer applies the image caps; concurrent solves share forward passes (micro-batching)
+    return Solver.from_path(path, device, backend, max_image_bytes=None, max_image_pixels=None,
+                            batch_window=DEFAULT_BATCH_WINDOW)
 
 
 def load_solver(path: Path, device: str, backend: str = "auto") -> Solver:
@@ -134,38 +157,45 @@ def load_solver(path: Path, device: str, backend: str = "auto") -> Solver:
     return _cached_solver(str(path), version, device, backend)
 
 
-def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes) -> tuple[Prediction, float]:
-    """Read one captcha image (blocking: run it in a thread). Returns the prediction and the seconds spent."""
+def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Prediction, float]:
+    """Read one captcha image (blocking: run it in a thread). Returns the prediction and the seconds spent.
+
+    Images over ``max_bytes`` or ``max_pixels`` are refused before decoding (``ImageTooLargeError``)."""
     started = time.perf_counter()
-    prediction = solver.solve(load_image(data), rules)  # load_image: InvalidImageError with a reason
+    image = load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)  # InvalidImageError with a reason
+    prediction = solver.solve(image, rules)
     return prediction, time.perf_counter() - started
 
 
 # -- the middleware -----------------------------------------------------------------------------
 
 
-class _Session:
-    """Solving state of one (site, cookiejar): one round at a time."""
-
-    __slots__ = ("lock", "rounds")
-
-    def __init__(self) -> None:
-        self.lock = DeferredLock()
-        self.rounds = 0  # rounds finished (passed or not)
-
-
-def original_url(request: Request) -> str:
-    """The URL the spider asked for, before any redirect."""
-    return request.meta.get("redirect_urls", [request.url])[0]
-
-
-def session_key(request: Request) -> tuple[str, Any]:
-    """The site and cookiejar that a captcha answer is valid for."""
-    return urlsplit(original_url(request)).netloc, request.meta.get("cookiejar")
-
-
 def _same_page(url: str, other: str) -> bool:
     return canonicalize_url(url) == canonicalize_url(other)
+
+
+async def _round_end(session: Session) -> None:
+    """Wait until the round in progress (if any) has ended."""
+    await maybe_deferred_to_future(session.lock.acquire())
+    session.lock.release()
+
+
+def _set_referer(request: Request, page_url: str) -> None:
+    """The Referer the URL policy allows (the page, its origin, or none)."""
+    referer = referer_for(request.url, page_url)
+    if referer is None:
+        request.headers.pop("Referer", None)
+    else:
+        request.headers["Referer"] = referer
+
+
+def _summary(reasons: list[str]) -> str:
+    """Reasons in order, each once, with how many times it happened."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    return "; ".join(reason if count == 1 else f"{reason} (x{count})" for reason, count in counts.items())
 
 
 class CaptchaMiddleware:
@@ -182,7 +212,7 @@ class CaptchaMiddleware:
             from scrapy import signals
 
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
-        self._sessions: dict[tuple[str, Any], _Session] = {}
+        self._sessions: dict[tuple[str, Any], Session] = {}
         if config.alphabet:
             unknown = sorted({c for c in config.alphabet} - set(self.answer_alphabet))
             if unknown:
@@ -201,7 +231,11 @@ class CaptchaMiddleware:
     # Scrapy < 2.14 passes a spider argument; newer versions do not.
     def process_request(self, request: Request, spider: Any = None) -> Awaitable[None] | None:
         meta = request.meta
-        if meta.get(SUBREQUEST_KEY) or meta.get("captcha_skip") or meta.get("captcha_image"):
+        if meta.get(SUBREQUEST_KEY):
+            if POLICY_KEY in meta and "redirect_urls" in meta:
+                self._check_redirect_hop(request)
+            return None
+        if meta.get("captcha_skip") or meta.get("captcha_image"):
             return None
         if ROUND_KEY in meta and "redirect_urls" in meta:
             return None  # a redirect hop keeps the stamp of the request the spider sent
@@ -209,23 +243,33 @@ class CaptchaMiddleware:
         if session.lock.locked:
             # Sent now, the request would only meet the captcha being solved: hold it until the
             # round ends (Scrapy awaits what process_request returns).
-            return self._after_round(session, meta)
+            return self._after_round(request, session)
         meta[ROUND_KEY] = session.rounds
         return None
 
-    @staticmethod
-    async def _after_round(session: _Session, meta: dict[str, Any]) -> None:
-        await maybe_deferred_to_future(session.lock.acquire())
-        session.lock.release()
-        meta[ROUND_KEY] = session.rounds
+    async def _after_round(self, request: Request, session: Session) -> None:
+        with not_counted(self.crawler, request):
+            await _round_end(session)
+        if session.last_failure is not None and not self.config.pass_failed:
+            raise self._failed_with_round(request, session.last_failure)
+        request.meta[ROUND_KEY] = session.rounds
 
     async def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
         meta = request.meta
-        if meta.get(SUBREQUEST_KEY) or meta.get("captcha_skip"):
+        if meta.get(SUBREQUEST_KEY):
+            if POLICY_KEY in meta:
+                # The image's or the answer's final response (RedirectMiddleware, 600, ran already):
+                # MetaRefreshMiddleware (580) must not turn a captcha page into more requests.
+                meta["dont_redirect"] = True
+            return response
+        if meta.get("captcha_skip"):
             return response
         if meta.get("captcha_image"):
             return await self._answer_image(request, response)
-        captcha = await self._find(response, meta)
+        try:
+            captcha = await self._find(response, meta)
+        except ValueError as exc:  # a per-request selector that cannot be read
+            raise CaptchaFormError(response.url, str(exc)) from exc
         if captcha is None:
             return response
         try:
@@ -238,12 +282,18 @@ class CaptchaMiddleware:
 
     # -- steps --
 
-    def _session(self, request: Request) -> _Session:
+    def _session(self, request: Request) -> Session:
         key = session_key(request)
         session = self._sessions.get(key)
         if session is None:
-            session = self._sessions[key] = _Session()
+            session = self._sessions[key] = Session()
         return session
+
+    def _failed_with_round(self, request: Request, failure: CaptchaError) -> CaptchaError:
+        """The error for a request that waited for a round that ended in ``failure``."""
+        self._inc("failed_with_round")
+        shared = type(failure)(original_url(request), f"the session's captcha round for {failure.url} failed: {failure.reason}")
+        return shared
 
     def _inc(self, key: str, count: int | float = 1) -> None:
         self.stats.inc_value(f"{STATS_PREFIX}/{key}", count)
@@ -268,25 +318,25 @@ class CaptchaMiddleware:
         return await maybe_deferred_to_future(engine.download(request))  # Scrapy < 2.14
 
     async def _pass(self, request: Request, response: Response, captcha: CaptchaForm) -> Response:
-        """Get ``request`` past the captcha on ``response``: wait for the session's round or run one."""
+        """Get ``request`` past the captcha on ``response``: share the session's round or run one."""
         session = self._session(request)
         seen = request.meta.get(ROUND_KEY, session.rounds)
-        if session.lock.locked:
-            await maybe_deferred_to_future(session.lock.acquire())  # wait for the round in progress
-            session.lock.release()
-        if session.rounds > seen:  # a round ended since this request was sent: try again first
+        while True:
+            if session.lock.locked:
+                with not_counted(self.crawler, request):
+                    await _round_end(session)
+            if session.rounds == seen:
+                break
+            # A round ended since this request was sent: its outcome is this request's too.
+            if session.last_failure is not None:
+                raise self._failed_with_round(request, session.last_failure)
             seen = session.rounds
             response, captcha = await self._fetch_again(request)
             if captcha is None:
                 self._inc("waited")
                 return self._deliver(request, response)
-        await maybe_deferred_to_future(session.lock.acquire())
+        await maybe_deferred_to_future(session.lock.acquire())  # free: taken at once
         try:
-            if session.rounds > seen:  # another round ended while this request fetched again
-                response, captcha = await self._fetch_again(request)
-                if captcha is None:
-                    self._inc("waited")
-                    return self._deliver(request, response)
             return await self._solve_round(request, response, captcha)
         finally:
             session.lock.release()
@@ -296,27 +346,44 @@ class CaptchaMiddleware:
         session = self._session(request)
         url = original_url(request)
         self._inc("detected")
+        failure: CaptchaError | None = None
         try:
             return await self._attempts(request, url, page, captcha)
         except CaptchaError as exc:
-            self._inc("gave_up")
-            logger.warning("Gave up on the captcha for %s: %s", url, exc.reason, extra={"spider": self.crawler.spider})
+            failure = exc
             raise
+        except Exception as exc:  # a bug, or an error nobody foresaw: still a CaptchaError, counted
+            logger.exception("Unexpected error in the captcha round for %s", url, extra={"spider": self.crawler.spider})
+            failure = CaptchaError(url, f"unexpected {type(exc).__name__} in the captcha round: {exc}")
+            raise failure from exc
         finally:
-            session.rounds += 1
+            if failure is not None:
+                self._inc("gave_up")
+                logger.warning("Gave up on the captcha for %s: %s", url, failure.reason, extra={"spider": self.crawler.spider})
+            session.ended(failure)
 
     async def _attempts(self, request: Request, url: str, page: Response, captcha: CaptchaForm | None) -> Response:
         config = self.config
         reasons: list[str] = []
-        refused = 0
+        refused = image_failures = 0
         for attempt in range(1, config.max_attempts + 1):
             if attempt > 1:  # the page after a rejected answer usually holds the next captcha
                 if captcha is None:
                     page, captcha = await self._fetch_again(request)
                 if captcha is None:  # the site no longer asks
                     return self._passed(request, url, page, attempt, None, None)
-            data = await self._image_bytes(request, url, page, captcha)
-            prediction = await self._read(url, data)
+            if not captcha.image_url:
+                raise self._image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
+            try:
+                data = await self._image_bytes(request, url, page, captcha)
+                prediction = await self._read(url, data)
+            except CaptchaPolicyError:
+                raise  # the next captcha would point to the same place
+            except CaptchaImageError as exc:  # e.g. a 404 or a timeout: try a fresh captcha
+                image_failures += 1
+                reasons.append(exc.reason)
+                captcha = None
+                continue
             if not prediction.text or prediction.confidence < config.min_confidence:
                 self._inc("low_confidence")
                 self._record(data, NOT_SUBMITTED, prediction, url, None)
@@ -343,7 +410,9 @@ class CaptchaMiddleware:
             self._record(data, REJECTED, prediction, url, prediction.text)
             reasons.append(f"answer {prediction.text!r} rejected")
         error = CaptchaFormError if refused == config.max_attempts else CaptchaUnsolved
-        raise error(url, f"no answer accepted in {config.max_attempts} attempts ({'; '.join(reasons)})")
+        if image_failures == config.max_attempts:
+            error = CaptchaImageError
+        raise error(url, f"no answer accepted in {config.max_attempts} attempts ({_summary(reasons)})")
 
     def _passed(self, request: Request, url: str, page: Response, attempt: int, data: bytes | None, prediction: Prediction | None) -> Response:
         self._inc("solved")
@@ -393,19 +462,40 @@ class CaptchaMiddleware:
         page_slot = request.meta.get("download_slot") or urlsplit(request.url).hostname or ""
         return f"{page_slot}{SLOT_SUFFIX}"
 
-    def _sub_request(self, request: Request, url: str, referer: str, **kwargs: Any) -> Request:
-        meta = {key: request.meta[key] for key in SESSION_META if key in request.meta}
-        meta.update({SUBREQUEST_KEY: True, "allow_offsite": True, "download_slot": self._sub_request_slot(request)})
-        sub = Request(url, meta=meta, dont_filter=True, **kwargs)
-        self._share_headers(request, sub, referer)
-        return sub
+    def _refusal(self, url: str, page_url: str, kind: str) -> str | None:
+        """Why the URL policy refuses a ``kind`` sub-request to ``url`` (``None``: allowed)."""
+        allowed_domains = getattr(self.crawler.spider, "allowed_domains", None) or ()
+        return check_subrequest_url(url, page_url, kind, allowed_domains, self.config.allowed_hosts)
 
-    @staticmethod
-    def _share_headers(request: Request, sub: Request, referer: str) -> None:
+    def _sub_request(self, request: Request, url: str, page_url: str, kind: str, **kwargs: Any) -> Request:
+        """An image or answer request in the session of ``request``; CaptchaPolicyError if ``url`` is not allowed."""
+        reason = self._refusal(url, page_url, kind)
+        if reason is not None:
+            self._inc("policy_refused")
+            raise CaptchaPolicyError(original_url(request), reason)
+        meta = {key: request.meta[key] for key in SESSION_META if key in request.meta}
+        meta.update({
+            SUBREQUEST_KEY: True,
+            POLICY_KEY: (page_url, kind, original_url(request)),
+            "allow_offsite": True,  # the URL policy above (and on every redirect hop) decides instead
+            "dont_retry": True,
+            "download_slot": self._sub_request_slot(request),
+        })
+        sub = Request(url, meta=meta, dont_filter=True, **kwargs)
         for name in SESSION_HEADERS:
             if name in request.headers:
                 sub.headers[name] = request.headers[name]
-        sub.headers["Referer"] = referer
+        _set_referer(sub, page_url)
+        return sub
+
+    def _check_redirect_hop(self, hop: Request) -> None:
+        """A redirect of an image or answer request must obey the URL policy too (nothing is sent otherwise)."""
+        page_url, kind, url = hop.meta[POLICY_KEY]
+        reason = self._refusal(hop.url, page_url, kind)
+        if reason is not None:
+            self._inc("policy_refused")
+            raise CaptchaPolicyError(url, f"redirected from {describe_url(hop.meta['redirect_urls'][0])}: {reason}")
+        _set_referer(hop, page_url)
 
     async def _fetch_again(self, request: Request) -> tuple[Response, CaptchaForm | None]:
         """Fetch the page ``request`` asked for once more, in its session."""
@@ -416,25 +506,34 @@ class CaptchaMiddleware:
             again.headers.pop("Content-Type", None)
         else:
             again = request.replace(meta=meta, dont_filter=True)
-        page = await self._download(again)
+        try:
+            page = await self._download(again)
+        except Exception as exc:
+            raise CaptchaError(original_url(request), f"fetching the page again failed: {exc!r}") from exc
         return page, await self._find(page, request.meta)
 
     async def _image_bytes(self, request: Request, url: str, page: Response, captcha: CaptchaForm) -> bytes:
-        if not captcha.image_url:
-            raise self._image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
+        max_bytes = self.config.max_image_bytes
         if captcha.is_inline:
+            if data_uri_size(captcha.image_url) > max_bytes:
+                raise self._image_error(url, f"the data: URI image holds over CAPTCHA_MAX_IMAGE_BYTES ({max_bytes:,} bytes)")
             try:
                 return captcha.inline_image()
             except ValueError as exc:
                 raise self._image_error(url, f"malformed data: URI image ({exc})") from exc
-        sub = self._sub_request(request, captcha.image_url, page.url)
+        sub = self._sub_request(request, captcha.image_url, page.url, IMAGE)
+        sub.meta["download_maxsize"] = max_bytes  # Scrapy cancels a bigger download
         sub.headers["Accept"] = "image/avif,image/webp,image/png,image/*;q=0.8,*/*;q=0.5"
+        shown = describe_url(captcha.image_url)
         try:
             image = await self._download(sub)
+        except CaptchaError:
+            raise
         except Exception as exc:
-            raise self._image_error(url, f"downloading the image {captcha.image_url} failed: {exc!r}") from exc
+            cap = f" (CAPTCHA_MAX_IMAGE_BYTES is {max_bytes:,})" if isinstance(exc, CancelledError) or "max size" in str(exc) else ""
+            raise self._image_error(url, f"downloading the image {shown} failed: {exc!r}{cap}") from exc
         if not 200 <= image.status < 300:
-            raise self._image_error(url, f"the image {captcha.image_url} answered HTTP {image.status}")
+            raise self._image_error(url, f"the image {shown} answered HTTP {image.status}")
         return image.body
 
     def _image_error(self, url: str, reason: str) -> CaptchaImageError:
@@ -443,7 +542,9 @@ class CaptchaMiddleware:
 
     async def _read(self, url: str, data: bytes) -> Prediction:
         try:
-            prediction, seconds = await run_in_thread(read_answer, self.solver, self.rules, data)
+            prediction, seconds = await run_in_thread(
+                read_answer, self.solver, self.rules, data, self.config.max_image_bytes, self.config.max_image_pixels
+            )
         except InvalidImageError as exc:
             raise self._image_error(url, f"the captcha image is unusable: {exc}") from exc
         self._inc("solve_time", seconds)
@@ -455,14 +556,16 @@ class CaptchaMiddleware:
             submission = form2request(captcha.form, {captcha.field: answer})
         except (ValueError, NotImplementedError) as exc:
             raise CaptchaFormError(url, f"cannot build the captcha form submission: {exc}") from exc
-        sub = self._sub_request(request, submission.url, page.url, method=submission.method, body=submission.body)
+        sub = self._sub_request(request, submission.url, page.url, ANSWER, method=submission.method, body=submission.body)
         for name, value in submission.headers:
             sub.headers[name] = value
         self._inc("attempts")
         try:
             return await self._download(sub), sub.url
+        except CaptchaError:
+            raise
         except Exception as exc:
-            raise CaptchaFormError(url, f"submitting the answer to {submission.url} failed: {exc!r}") from exc
+            raise CaptchaFormError(url, f"submitting the answer to {describe_url(submission.url)} failed: {exc!r}") from exc
 
     async def _answer_image(self, request: Request, response: Response) -> Response:
         """Image mode: put the answer of a captcha image response into its meta."""

@@ -15,6 +15,8 @@ from scrapy.exceptions import NotConfigured
 
 from .detection import select
 from .errors import CaptchaSettingsError
+from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from .policy import HostRule, parse_allowed_hosts
 from .backends import resolve as resolve_backend
 from .weights import BUNDLED_WEIGHTS
 
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 ANSWER_CASES = ("as-is", "lower", "upper")
+#: Default CAPTCHA_MIN_CONFIDENCE: answers this unsure come from images nothing like a captcha (a
+#: blank, noise: 0.002-0.009 with the bundled model), whereas none of 2000 test captchas read below
+#: 0.16 (README, "Security").
+DEFAULT_MIN_CONFIDENCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class CaptchaSettings:
     device: str = "cpu"
     backend: str = "auto"  # CAPTCHA_BACKEND: "auto", "onnx" or "torch" (scrapy_captcha.backends)
     max_attempts: int = 5
-    min_confidence: float = 0.0
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
     answer_case: str = "as-is"
     alphabet: str | None = None
     form_selector: str | None = None
@@ -41,6 +47,9 @@ class CaptchaSettings:
     harvest_dir: Path | None = None
     harvest_max_bytes: int | None = None  # CAPTCHA_HARVEST_MAX_MB; None: no cap
     pass_failed: bool = False
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    allowed_hosts: tuple[HostRule, ...] = ()
 
 
 def read_settings(settings: BaseSettings) -> CaptchaSettings:
@@ -49,7 +58,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         raise NotConfigured("CAPTCHA_ENABLED is False")
     try:
         max_attempts = settings.getint("CAPTCHA_MAX_ATTEMPTS", 5)
-        min_confidence = settings.getfloat("CAPTCHA_MIN_CONFIDENCE", 0.0)
+        min_confidence = settings.getfloat("CAPTCHA_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE)
     except (TypeError, ValueError) as exc:
         raise CaptchaSettingsError(f"CAPTCHA_MAX_ATTEMPTS / CAPTCHA_MIN_CONFIDENCE: {exc}") from exc
     if max_attempts < 1:
@@ -89,7 +98,30 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         harvest_dir=prepare_harvest_dir(harvest) if harvest else None,
         harvest_max_bytes=int(harvest_max_mb * 1e6) if harvest_max_mb is not None else None,
         pass_failed=settings.getbool("CAPTCHA_PASS_FAILED", False),
+        max_image_bytes=_positive_int(settings, "CAPTCHA_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES),
+        max_image_pixels=_positive_int(settings, "CAPTCHA_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+        allowed_hosts=_allowed_hosts(settings),
     )
+
+
+def _positive_int(settings: BaseSettings, name: str, default: int) -> int:
+    value = settings.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or isinstance(value, float) and value != number:
+        raise CaptchaSettingsError(f"{name} must be a whole number above 0, got {value!r}")
+    return number
+
+
+def _allowed_hosts(settings: BaseSettings) -> tuple[HostRule, ...]:
+    try:
+        return parse_allowed_hosts(settings.getlist("CAPTCHA_ALLOWED_HOSTS"))
+    except ValueError as exc:
+        raise CaptchaSettingsError(f"CAPTCHA_ALLOWED_HOSTS: {exc}") from exc
 
 
 def _selector_setting(settings: BaseSettings, name: str) -> str | None:

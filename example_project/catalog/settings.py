@@ -11,11 +11,12 @@ BOT_NAME = "catalog"
 SPIDER_MODULES = [f"{__package__}.spiders"]
 NEWSPIDER_MODULE = SPIDER_MODULES[0]
 
-# 560: after the redirect, compression and cookie middlewares on the response path, before retries
+# 585: after the redirect, compression and cookie middlewares on the response path, before the
+# meta-refresh and retry ones
 # (scrapy_captcha.middleware.PRIORITY explains why; a test keeps the two equal). Or, as an add-on:
 # ADDONS = {"scrapy_captcha.Addon": 0}
 DOWNLOADER_MIDDLEWARES = {
-    "scrapy_captcha.CaptchaMiddleware": 560,
+    "scrapy_captcha.CaptchaMiddleware": 585,
 }
 
 # Where the catalog spider starts; `-a base_url=...` wins. The demo site listens here when started

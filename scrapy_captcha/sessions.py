@@ -1,0 +1,70 @@
+"""Solving sessions: one captcha round at a time per (site, cookiejar), and what waiting costs.
+
+A request that waits for its session's round (held before it is sent, or holding a captcha page
+while another request solves) must not count against ``CONCURRENT_REQUESTS``: Scrapy counts a
+request in ``Downloader.active`` from ``fetch()`` until its downloader middlewares return, waiting
+included, so one stuck session would otherwise fill every slot and starve the other sessions.
+:func:`not_counted` takes a waiting request out of that count and puts it back before the
+downloader sees it again. Nothing else is hidden: the request stays in the engine's in-progress
+set, so the engine still waits for it before closing (JOBDIR loses nothing), and the round's own
+request stays counted, so the spider never looks idle while a round runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import urlsplit
+
+from twisted.internet.defer import DeferredLock
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from .errors import CaptchaError
+
+__all__ = ["Session", "not_counted", "original_url", "session_key"]
+
+
+class Session:
+    """Solving state of one (site, cookiejar): one round at a time, and how the last one ended."""
+
+    __slots__ = ("last_failure", "lock", "rounds")
+
+    def __init__(self) -> None:
+        self.lock = DeferredLock()
+        self.rounds = 0  # rounds finished (passed or not)
+        self.last_failure: CaptchaError | None = None  # None: the last round passed (or none ran)
+
+    def ended(self, failure: CaptchaError | None) -> None:
+        """Record the outcome of the round that just ended."""
+        self.rounds += 1
+        self.last_failure = failure
+
+
+def original_url(request: Request) -> str:
+    """The URL the spider asked for, before any redirect."""
+    return request.meta.get("redirect_urls", [request.url])[0]
+
+
+def session_key(request: Request) -> tuple[str, Any]:
+    """The site and cookiejar that a captcha answer is valid for."""
+    return urlsplit(original_url(request)).netloc, request.meta.get("cookiejar")
+
+
+@contextlib.contextmanager
+def not_counted(crawler: Crawler, request: Request) -> Iterator[None]:
+    """While inside, ``request`` does not count against ``CONCURRENT_REQUESTS`` (see the module docstring)."""
+    engine = crawler.engine
+    active = getattr(getattr(engine, "downloader", None), "active", None)
+    if not isinstance(active, set) or request not in active:
+        yield
+        return
+    active.discard(request)
+    if engine is not None and getattr(engine, "_slot", None) is not None:
+        engine._slot.nextcall.schedule()  # a slot is free: let the engine send the next request now
+    try:
+        yield
+    finally:
+        active.add(request)
