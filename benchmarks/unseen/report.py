@@ -29,8 +29,10 @@ def _size(style: dict[str, Any]) -> str:
         return "–"
     if len(sizes) == 1:
         return f"{sizes[0][0]}×{sizes[0][1]}"
-    widths, heights = [s[0] for s in sizes], [s[1] for s in sizes]
-    return f"{min(widths)}–{max(widths)}×{min(heights)}–{max(heights)}"
+    def span(values: list[int]) -> str:
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+    return f"{span([s[0] for s in sizes])}×{span([s[1] for s in sizes])}"
 
 
 def _text(style: dict[str, Any]) -> str:
@@ -74,7 +76,8 @@ def readme_table(results: dict[str, Any]) -> str:
                f"package's own venv with its own code and defaults (options in `benchmarks/unseen/styles.py` and each "
                f"set's `manifest.json`); all sets: `{unseen['make_command']}` (`make unseen-sets`).")
     footer = (f"Measured with `{unseen.get('command')}` on {machine.get('cpu')}, {machine.get('cores')} cores, "
-              f"commit {machine.get('commit')}, {machine.get('date')}. A label with characters a model cannot produce is scored as a miss; "
+              f"commit {machine.get('commit')}, {machine.get('date')}. A label with characters a model cannot produce is scored as a miss; character "
+              f"accuracy is 1 − edit distance / characters, floored at 0 (a model that adds many characters scores 0); "
               f"details, confusions and those counts in `benchmarks/results.md`.")
     return f"{caption}\n\n{_table(header, rows)}\n\n{footer}\n"
 
