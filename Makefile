@@ -50,7 +50,8 @@ $(SCRAPY_LOWEST_DIR)/.installed: | install
 	touch $@
 
 test-scrapy-lowest: $(SCRAPY_LOWEST_DIR)/.installed
-	PYTHONPATH=$(SCRAPY_LOWEST_DIR) $(PY) -m pytest -q -p no:cacheprovider tests/test_detection.py tests/test_middleware.py
+	PYTHONPATH=$(SCRAPY_LOWEST_DIR) $(PY) -m pytest -q -p no:cacheprovider tests/test_detection.py tests/test_middleware.py \
+		tests/test_hostile_pages.py tests/test_hostile_sessions.py
 
 # Every figure of the README's performance table (about 17 minutes on 2 CPU cores); see benchmarks/.
 benchmark: install

@@ -58,6 +58,7 @@ ALPHABET = "0123456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
 IMAGE_WIDTH, IMAGE_HEIGHT = 160, 60
 CAPTCHA_MODES = ("redirect", "inline")
 IMAGE_MODES = ("png", "broken", "html", "data-uri")
+CAPTCHA_STYLES = ("captcha", "ribbon", "night")  # the last two: example_project/demo_styles.py, unseen by the bundled model
 SESSION_COOKIE = "session"
 CATEGORY_NAMES = ("books", "music", "games", "tools", "garden", "kitchen", "toys", "sports")
 ADJECTIVES = ("Classic", "Compact", "Deluxe", "Vintage", "Modern", "Rugged", "Handmade", "Portable", "Silent")
@@ -78,6 +79,8 @@ class SiteOptions:
     always_reject: bool = False
     image_mode: str = "png"  # "png" | "broken" | "html" | "data-uri"
     length: int = 4
+    arithmetic: bool = False  # captchas are sums such as "7+4=?" (draw_arithmetic); the answer is the result
+    style: str = "captcha"  # "captcha" (the captcha package) or a style of example_project.demo_styles
 
     def __post_init__(self) -> None:
         for name in ("categories", "items_per_category", "page_size", "length"):
@@ -91,6 +94,8 @@ class SiteOptions:
             raise ValueError(f"SiteOptions.captcha_mode must be one of {CAPTCHA_MODES}, not {self.captcha_mode!r}")
         if self.image_mode not in IMAGE_MODES:
             raise ValueError(f"SiteOptions.image_mode must be one of {IMAGE_MODES}, not {self.image_mode!r}")
+        if self.style not in CAPTCHA_STYLES:
+            raise ValueError(f"SiteOptions.style must be one of {CAPTCHA_STYLES}, not {self.style!r}")
 
     @property
     def pages_per_category(self) -> int:
@@ -114,6 +119,37 @@ class Session:
     verified: bool = False
     pages_left: int = 0  # with solve_every > 0: pages this session may see before it must solve again
     answer: str | None = None  # text of the last image drawn for this session
+
+
+ARITHMETIC_OPERATORS = ("+", "-", "x")
+
+
+def arithmetic_challenge(rng: Any) -> tuple[str, str]:
+    """A sum for the arithmetic mode, e.g. ``("7+4=?", "11")``: text to draw and the answer."""
+    a, b, operator = rng.randint(0, 20), rng.randint(0, 9), rng.choice(ARITHMETIC_OPERATORS)
+    if operator == "-" and b > a:
+        a, b = b, a
+    result = a + b if operator == "+" else a - b if operator == "-" else a * b
+    return f"{a}{operator}{b}=?", str(result)
+
+
+def draw_arithmetic(text: str) -> Any:
+    """The arithmetic mode's image of ``text`` (a PIL image): dark text on a pale background, a
+    line across it; drawn with the font the ``captcha`` package ships. Usable as a trainer plug-in
+    (``--generator example_project.demo_site:draw_arithmetic``)."""
+    import os
+    import random
+
+    import captcha
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(os.path.join(os.path.dirname(captcha.__file__), "data", "DroidSansMono.ttf"), 24)
+    image = Image.new("RGB", (20 + 15 * len(text), 40), (245, 244, 236))
+    draw = ImageDraw.Draw(image)
+    draw.text((10 + random.randint(-3, 3), 20 + random.randint(-3, 3)), text, font=font, fill=(30, 30, 90), anchor="lm")
+    y = random.randint(8, 32)
+    draw.line([(0, y), (image.width, y + random.randint(-8, 8))], fill=(150, 150, 170), width=1)
+    return image
 
 
 def category_names(count: int) -> list[str]:
@@ -268,11 +304,29 @@ class DemoSite:
             self.served_pages.add(path)
             return True
 
+    def _draw_arithmetic(self, session: Session) -> bytes:
+        import io
+
+        text, answer = arithmetic_challenge(secrets.SystemRandom())
+        buffer = io.BytesIO()
+        draw_arithmetic(text).save(buffer, "PNG")
+        with self._lock:
+            session.answer = answer
+            self.stats["images"] += 1
+        return buffer.getvalue()
+
     def draw_captcha(self, session: Session) -> bytes:
-        """A fresh PNG for ``session``; its text becomes the session's expected answer."""
+        """A fresh PNG for ``session``; its text (arithmetic mode: its result) becomes the session's expected answer."""
+        if self.options.arithmetic:
+            return self._draw_arithmetic(session)
         text = "".join(secrets.choice(ALPHABET) for _ in range(self.options.length))
-        with self._captcha_lock:
-            png = self._captcha.generate(text, format="png").getvalue()
+        if self.options.style != "captcha":
+            from .demo_styles import STYLES
+
+            png = STYLES[self.options.style](text, secrets.SystemRandom())
+        else:
+            with self._captcha_lock:
+                png = self._captcha.generate(text, format="png").getvalue()
         with self._lock:
             session.answer = text
             self.stats["images"] += 1
@@ -516,6 +570,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--always-reject", action="store_true", help="reject every answer")
     parser.add_argument("--image-mode", choices=IMAGE_MODES, default=defaults.image_mode)
     parser.add_argument("--length", type=int, default=defaults.length, help="characters per captcha")
+    parser.add_argument("--arithmetic", action="store_true", help="captchas are sums such as 7+4=? (the answer is the result)")
+    parser.add_argument("--style", choices=CAPTCHA_STYLES, default=defaults.style, help="how captchas are drawn")
     parser.add_argument("--quiet", action="store_true", help="no access log")
     return parser.parse_args(argv)
 
@@ -527,7 +583,7 @@ def main(argv: list[str] | None = None) -> None:
             categories=args.categories, items_per_category=args.items_per_category, page_size=args.page_size,
             gate=args.gate, solve_every=args.solve_every, captcha_status=args.status, captcha_mode=args.mode,
             case_sensitive=args.case_sensitive, always_reject=args.always_reject, image_mode=args.image_mode,
-            length=args.length,
+            arithmetic=args.arithmetic, length=args.length, style=args.style,
         )
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None

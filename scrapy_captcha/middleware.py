@@ -28,6 +28,10 @@ CAPTCHA_HARVEST_DIR - record every captcha image read here, with its answer and 
 CAPTCHA_HARVEST_MAX_MB - stop recording once that folder holds this many megabytes (default: no cap)
 CAPTCHA_PASS_FAILED - True to give the captcha page to the callback, with
     meta["captcha_failed"] set to the reason, instead of failing the request (default False)
+CAPTCHA_ARITHMETIC - "auto" (default): a text that reads as a complete arithmetic expression
+    ("7+4=?", "9x3=") is answered with its result; True: always (a text that is none is not
+    submitted); False: never. See scrapy_captcha.arithmetic; stats captcha/arithmetic
+    (results submitted) and captcha/not_arithmetic
 CAPTCHA_ALLOWED_HOSTS - hosts besides the captcha page's origin and the spider's allowed_domains
     that the image and the answer may be sent to: "cdn.example.com" (and its subdomains, any
     port) or "cdn.example.com:8443" (that port only); see scrapy_captcha.policy (default: none)
@@ -91,6 +95,7 @@ from twisted.internet.defer import CancelledError
 from w3lib.url import canonicalize_url
 
 from .answers import AnswerRules, answer_rules
+from .arithmetic import arithmetic_answer
 from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
@@ -393,28 +398,38 @@ class CaptchaMiddleware:
                 )
                 captcha = None
                 continue
-            page, target = await self._submit(request, url, page, captcha, prediction.text)
+            answer, computed = arithmetic_answer(prediction.text, config.arithmetic)
+            if answer is None:  # CAPTCHA_ARITHMETIC is True and what was read is no expression
+                self._inc("not_arithmetic")
+                self._record(data, NOT_SUBMITTED, prediction, url, None)
+                reasons.append(f"read {prediction.text!r}, not an arithmetic expression (CAPTCHA_ARITHMETIC is True)")
+                captcha = None
+                continue
+            if computed:
+                self._inc("arithmetic")
+            page, target = await self._submit(request, url, page, captcha, answer)
             captcha = await self._find(page, request.meta)
             if captcha is None and page.status >= 400 and _same_page(page.url, target):
                 # e.g. an expired CSRF token, or a session cookie that another request replaced
                 self._inc("form_refused")
-                self._record(data, FORM_REFUSED, prediction, url, prediction.text)
+                self._record(data, FORM_REFUSED, prediction, url, answer)
                 refused += 1
                 reasons.append(f"form refused with HTTP {page.status}")
                 continue
             if captcha is None and not self._is_original(request, page):
                 page, captcha = await self._fetch_again(request)
             if captcha is None:
-                return self._passed(request, url, page, attempt, data, prediction)
+                return self._passed(request, url, page, attempt, data, prediction, answer)
             self._inc("incorrect")
-            self._record(data, REJECTED, prediction, url, prediction.text)
-            reasons.append(f"answer {prediction.text!r} rejected")
+            self._record(data, REJECTED, prediction, url, answer)
+            reasons.append(f"answer {answer!r} rejected")
         error = CaptchaFormError if refused == config.max_attempts else CaptchaUnsolved
         if image_failures == config.max_attempts:
             error = CaptchaImageError
         raise error(url, f"no answer accepted in {config.max_attempts} attempts ({_summary(reasons)})")
 
-    def _passed(self, request: Request, url: str, page: Response, attempt: int, data: bytes | None, prediction: Prediction | None) -> Response:
+    def _passed(self, request: Request, url: str, page: Response, attempt: int, data: bytes | None, prediction: Prediction | None,
+                answer: str | None = None) -> Response:
         self._inc("solved")
         if attempt == 1:
             self._inc("solved_first_attempt")
@@ -426,7 +441,7 @@ class CaptchaMiddleware:
                 extra={"spider": self.crawler.spider},
             )
             if data is not None:
-                self._record(data, ACCEPTED, prediction, url, prediction.text)
+                self._record(data, ACCEPTED, prediction, url, answer or prediction.text)
         return self._deliver(request, page)
 
     def _record(self, data: bytes, verdict: str, prediction: Prediction, url: str, answer: str | None) -> None:
@@ -579,6 +594,7 @@ class CaptchaMiddleware:
                 raise
             request.meta["captcha_failed"] = exc.reason
             return response
-        request.meta["captcha_answer"] = prediction.text
+        answer, _ = arithmetic_answer(prediction.text, self.config.arithmetic)
+        request.meta["captcha_answer"] = prediction.text if answer is None else answer
         request.meta["captcha_confidence"] = prediction.confidence
         return response

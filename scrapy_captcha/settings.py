@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import NotConfigured
 
+from .arithmetic import parse_arithmetic_setting
 from .detection import select
 from .errors import CaptchaSettingsError
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
@@ -47,6 +48,7 @@ class CaptchaSettings:
     harvest_dir: Path | None = None
     harvest_max_bytes: int | None = None  # CAPTCHA_HARVEST_MAX_MB; None: no cap
     pass_failed: bool = False
+    arithmetic: str | bool = "auto"  # CAPTCHA_ARITHMETIC: "auto", True or False (scrapy_captcha.arithmetic)
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     allowed_hosts: tuple[HostRule, ...] = ()
@@ -98,6 +100,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         harvest_dir=prepare_harvest_dir(harvest) if harvest else None,
         harvest_max_bytes=int(harvest_max_mb * 1e6) if harvest_max_mb is not None else None,
         pass_failed=settings.getbool("CAPTCHA_PASS_FAILED", False),
+        arithmetic=read_arithmetic(settings),
         max_image_bytes=_positive_int(settings, "CAPTCHA_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES),
         max_image_pixels=_positive_int(settings, "CAPTCHA_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
         allowed_hosts=_allowed_hosts(settings),
@@ -122,6 +125,14 @@ def _allowed_hosts(settings: BaseSettings) -> tuple[HostRule, ...]:
         return parse_allowed_hosts(settings.getlist("CAPTCHA_ALLOWED_HOSTS"))
     except ValueError as exc:
         raise CaptchaSettingsError(f"CAPTCHA_ALLOWED_HOSTS: {exc}") from exc
+
+
+def read_arithmetic(settings: BaseSettings) -> str | bool:
+    """CAPTCHA_ARITHMETIC: "auto" (default), True or False."""
+    try:
+        return parse_arithmetic_setting(settings.get("CAPTCHA_ARITHMETIC", "auto"))
+    except ValueError as exc:
+        raise CaptchaSettingsError(str(exc)) from None
 
 
 def _selector_setting(settings: BaseSettings, name: str) -> str | None:

@@ -11,7 +11,7 @@ from scrapy_captcha.codec import SEED_ALPHABET
 from scrapy_captcha.model import ARCHITECTURES, ModelConfig
 
 from .generate import GeneratorSpec
-from .synth import STYLES
+from .render import GENERALIST_ALPHABET, parse_mix
 
 
 def _lengths(text: str) -> tuple[int, int]:
@@ -29,20 +29,61 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part)
 
 
+def _alphabet(text: str) -> str:
+    return GENERALIST_ALPHABET if text == "generalist" else text
+
+
+def _mix(text: str) -> str:
+    try:
+        parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, not {text!r}")
+    return value
+
+
+def _curriculum(text: str) -> tuple[float, float]:
+    start, _, ramp = text.partition(":")
+    try:
+        values = (_share(start), _share(ramp or "0.5"))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected START:RAMP, two numbers in [0, 1] (e.g. 0.2:0.5), not {text!r}") from None
+    if values[1] == 0:
+        raise argparse.ArgumentTypeError(f"the curriculum's RAMP must be above 0, not {text!r}")
+    return values
+
+
 def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("synthetic captchas")
     group.add_argument("--length", type=_lengths, default=(4, 4), help="characters per captcha, N or N-M (default: 4)")
     group.add_argument("--width", type=int, default=160, help="image width (default: 160)")
     group.add_argument("--height", type=int, default=60, help="image height (default: 60)")
-    group.add_argument("--alphabet", default=SEED_ALPHABET, help="characters to draw from (default: the seed's 58)")
+    group.add_argument("--alphabet", type=_alphabet, default=SEED_ALPHABET,
+                       help="characters to draw from, or 'generalist' (0-9, a-z, A-Z and +-*×÷=?) (default: the seed's 58)")
     group.add_argument("--font", action="append", default=[], help="a .ttf font file; repeat for several (default: the library's)")
     group.add_argument("--font-sizes", type=_ints, default=(), help="comma-separated sizes (default: 42,50,56)")
-    group.add_argument("--style", choices=STYLES, default="0.7",
-                       help="draw like captcha 0.7.1, 0.5.0, or a mix per image (default: 0.7)")
+    group.add_argument("--style", type=_mix, default=None,
+                       help="renderer family or mix: 0.7 or 0.5 (the captcha library's styles), mixed (both), plain, styled, "
+                            "arithmetic, plugin (--generator), generalist, or weights such as styled:3,0.7:1 "
+                            "(default: 0.7; plugin with --generator)")
+    group.add_argument("--fonts", action="append", default=[], metavar="DIR",
+                       help="a folder of .ttf/.otf fonts for the plain, styled and arithmetic families, besides the installed ones")
+    group.add_argument("--generator", metavar="MODULE:FUNCTION",
+                       help="your own captcha generator (a callable: text -> PIL image), the 'plugin' family")
+    group.add_argument("--difficulty", type=_share, default=1.0,
+                       help="clutter, warps and contrast of our families, 0 (clean) to 1 (default: 1)")
 
 
 def _spec(args: argparse.Namespace) -> GeneratorSpec:
-    return GeneratorSpec(args.width, args.height, args.alphabet, args.length, tuple(args.font), args.font_sizes, args.style)
+    style = args.style or ("plugin" if args.generator else "0.7")
+    return GeneratorSpec(args.width, args.height, args.alphabet, args.length, tuple(args.font), args.font_sizes, style,
+                         tuple(str(d) for d in args.fonts), args.generator, args.difficulty)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="write a synthetic data set as {index}-{label}.png",
                               description="Write COUNT synthetic captchas into OUT, atomically, in parallel.")
-    gen.add_argument("out", type=Path, help="folder to create")
-    gen.add_argument("--count", type=int, required=True, help="number of images")
+    gen.add_argument("out", type=Path, nargs="?", help="folder to create")
+    gen.add_argument("--count", type=int, help="number of images")
+    gen.add_argument("--result-labels", action="store_true",
+                     help="name arithmetic captchas by their result ({index}-{result}.png, for evaluate --arithmetic)")
+    gen.add_argument("--preview", type=Path, metavar="SHEET.png",
+                     help="draw a contact sheet of the style's families into this file (OUT and --count not needed)")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     gen.add_argument("--seed", type=int, default=None, help="seed for the labels and style choices")
     gen.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -80,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--allow-skip", action="store_true", help="skip unusable files instead of stopping")
     train.add_argument("--max-length", type=int, default=8, help="longest text the model reads (seed-vgg: exact length)")
     train.add_argument("--case-insensitive", action="store_true", help="record that answers are case-insensitive")
+    train.add_argument("--resize", choices=("stretch", "pad", "height"), default="stretch",
+                       help="how images meet the model: stretch to WIDTHxHEIGHT, pad to it, or scale to HEIGHT keeping "
+                            "the aspect ratio, any width (crnn; default: stretch)")
+    train.add_argument("--input-height", type=int, help="the model's input height (default: --height)")
+    train.add_argument("--hidden", type=int, default=128, help="width of the CRNN's sequence head (default: 128)")
+    train.add_argument("--curriculum", type=_curriculum, metavar="START:RAMP",
+                       help="synthetic difficulty from START up to 1 over the first RAMP share of training (e.g. 0.2:0.5)")
     train.add_argument("--workers", type=int, default=2, help="data loading processes")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: the GPU if there is one)")
@@ -94,12 +146,39 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=256)
     ev.add_argument("--allow-skip", action="store_true", help="skip unusable files instead of stopping")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument("--arithmetic", action="store_true",
+                    help="labels are the results of arithmetic captchas ({index}-{result}.png): score the answers, not the readings")
+
+    adapt = commands.add_parser("adapt", help="fine-tune on a CAPTCHA_HARVEST_DIR recording (few or no hand labels)",
+                                description="Accepted answers and hand labels as labels, the other images as "
+                                            "unlabelled data (pseudo-labels from an EMA teacher), rejected answers never targets.")
+    adapt.add_argument("folder", type=Path, help="the recording folder (CAPTCHA_HARVEST_DIR)")
+    adapt.add_argument("--out", type=Path, required=True, help="output folder: weights.pt, metrics.json, curves, predictions")
+    adapt.add_argument("--weights", type=Path, help="weights to start from (default: the bundled model)")
+    adapt.add_argument("--labels", type=Path, action="append", default=[], help="a labelled folder to add; repeat for several")
+    adapt.add_argument("--steps", type=int, default=300)
+    adapt.add_argument("--batch-size", type=int, default=32, help="labelled images per step")
+    adapt.add_argument("--unlabelled-ratio", type=int, default=2, help="unlabelled images per labelled one in a step")
+    adapt.add_argument("--lr", type=float, default=1e-3)
+    adapt.add_argument("--threshold", type=float, default=0.9, help="teacher confidence that makes a reading a target")
+    adapt.add_argument("--holdout", type=float, default=0.15, help="share of the labelled images held out")
+    adapt.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    adapt.add_argument("--device", default="cpu")
+    adapt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     export = commands.add_parser("export", help="export a weights file to ONNX for the torch-free runtime",
                                  description="Write WEIGHTS as an ONNX file (settings and summary in its metadata, any "
                                              "batch size and width), checked against the torch model.")
     export.add_argument("weights", type=Path, nargs="?", help="a .pt weights file (default: the bundled model)")
     export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+
+    label = commands.add_parser("label", help="label a recording's unlabelled images in a browser page",
+                                description="Serve a labelling page on 127.0.0.1; labels go to DIR/records/labels.tsv.")
+    label.add_argument("folder", type=Path, help="the recording folder (CAPTCHA_HARVEST_DIR) or a folder of images")
+    label.add_argument("--weights", type=Path, help="weights whose guesses pre-fill the page (default: the bundled model)")
+    label.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one, printed)")
     return parser
 
 
@@ -112,28 +191,49 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             from .generate import generate_dataset
 
-            out = generate_dataset(args.out, args.count, _spec(args), args.workers, args.seed, args.force)
-            print(f"wrote {args.count} images to {out}")
+            if args.preview:
+                from .generate import write_preview
+
+                print(f"wrote a contact sheet to {write_preview(args.preview, _spec(args), seed=args.seed or 0)}")
+            if args.out is None or args.count is None:
+                if not args.preview:
+                    raise ValueError("generate needs OUT and --count (or --preview SHEET.png)")
+            else:
+                out = generate_dataset(args.out, args.count, _spec(args), args.workers, args.seed, args.force,
+                                       result_labels=args.result_labels)
+                print(f"wrote {args.count} images to {out}")
         elif args.command == "train":
             from .train import TrainConfig, run
 
             length = args.length[1] if args.arch == "seed-vgg" else args.max_length
-            model = ModelConfig(arch=args.arch, alphabet=args.alphabet, height=args.height, width=args.width,
-                                max_length=length, case_sensitive=not args.case_insensitive)
+            model = ModelConfig(arch=args.arch, alphabet=args.alphabet, height=args.input_height or args.height, width=args.width,
+                                max_length=length, case_sensitive=not args.case_insensitive, resize=args.resize, hidden=args.hidden)
             options = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "val_size", "batch_size", "lr", "weight_decay",
                                                      "warmup", "patience", "max_minutes", "augment", "allow_skip", "workers",
-                                                     "seed", "device", "progress", "resume", "init")}
+                                                     "seed", "device", "progress", "resume", "init", "curriculum")}
             run(TrainConfig(out=str(args.out), train_dir=args.train_dir and str(args.train_dir),
                             val_dir=args.val_dir and str(args.val_dir), model=model, synthetic=_spec(args), **options))
+        elif args.command == "adapt":
+            from .adapt import AdaptConfig, run as adapt
+
+            options = {k: getattr(args, k) for k in ("steps", "batch_size", "unlabelled_ratio", "lr", "threshold", "holdout",
+                                                     "eval_every", "seed", "resume", "device", "progress")}
+            adapt(AdaptConfig(folder=str(args.folder), out=str(args.out), weights=args.weights and str(args.weights),
+                              labels=[str(path) for path in args.labels], **options))
         elif args.command == "export":
             from .export import export
 
             out, difference = export(args.weights, args.out)
             print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB; largest logit difference from torch {difference:.1e})")
+        elif args.command == "label":
+            from .label import serve
+
+            serve(args.folder, args.weights, args.port)
         else:
             from .evaluate import evaluate, format_report
 
-            result = evaluate(args.data, args.weights, args.batch_size, allow_skip=args.allow_skip, device=args.device)
+            result = evaluate(args.data, args.weights, args.batch_size, allow_skip=args.allow_skip, device=args.device,
+                              arithmetic=args.arithmetic)
             print(format_report(result))
             if args.json:
                 args.json.write_text(json.dumps(result, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,6 @@ from scrapy_captcha.image import pad_tensor_batch, to_tensor
 from scrapy_captcha.model import ModelConfig
 
 from .generate import GeneratorSpec
-from .synth import random_text
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 LABELS_FILE = "labels.tsv"
@@ -133,31 +133,88 @@ class LabelledFolder(Dataset):
         return image, label
 
 
-class SyntheticStream(IterableDataset):
-    """An endless stream of freshly drawn captchas: no image is ever seen twice."""
+@dataclass(frozen=True)
+class Curriculum:
+    """Difficulty from ``start`` up to 1 over the first ``ramp`` share of training, then 1.
 
-    def __init__(self, spec: GeneratorSpec, config: ModelConfig, seed: int, transform: Transform | None = None):
+    Progress is measured as :func:`trainer.train.training_progress` measures it (images drawn over
+    the run's total, or time spent over ``--max-minutes``, whichever is further), from inside each
+    loader process: images are counted per process and multiplied by the number of processes.
+    """
+
+    start: float = 0.2
+    ramp: float = 0.5
+    total_images: int = 1
+    max_seconds: float | None = None
+    started_at: float = 0.0  # wall-clock time the run started (earlier than now on --resume)
+    images_before: int = 0  # images drawn before a --resume
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.start <= 1.0 and 0.0 < self.ramp <= 1.0):
+            raise ValueError(f"curriculum: start must be in [0, 1] and ramp in (0, 1], not {self.start}, {self.ramp}")
+
+    def difficulty(self, images_drawn: int) -> float:
+        progress = (self.images_before + images_drawn) / max(1, self.total_images)
+        if self.max_seconds:
+            progress = max(progress, (time.time() - self.started_at) / self.max_seconds)
+        return self.start + (1.0 - self.start) * min(1.0, progress / self.ramp)
+
+
+class SyntheticStream(IterableDataset):
+    """An endless stream of freshly drawn captchas: no image is ever seen twice.
+
+    With ``batch_size``, images come in runs of ``batch_size`` of similar width (a pool of a few
+    batches is drawn, sorted by width and cut into runs, in random order), so that the batches a
+    loader makes of them hold little padding.
+    """
+
+    def __init__(self, spec: GeneratorSpec, config: ModelConfig, seed: int, transform: Transform | None = None,
+                 curriculum: Curriculum | None = None, batch_size: int | None = None, pool_batches: int = 4):
         self.spec = spec
         self.config = config
         self.seed = seed
         self.transform = transform
+        self.curriculum = curriculum
+        self.batch_size = batch_size
+        self.pool_batches = pool_batches
+
+    def _items(self) -> Iterator[tuple[torch.Tensor, str]]:
+        worker = get_worker_info()
+        processes = worker.num_workers if worker else 1
+        rng = random.Random(self.seed * 7919 + (worker.id if worker else 0))
+        drawer = self.spec.drawer()
+        drawn = 0
+        while True:
+            if self.curriculum is not None:
+                drawer.difficulty = self.curriculum.difficulty(drawn * processes)
+            image, label = drawer.draw(rng)
+            drawn += 1
+            tensor = to_tensor(image, self.config)
+            if self.transform is not None:
+                tensor = self.transform(tensor)
+            yield tensor, label
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
-        worker = get_worker_info()
-        rng = random.Random(self.seed * 7919 + (worker.id if worker else 0))
-        generator = self.spec.generator(rng)
+        items = self._items()
+        if not self.batch_size or self.config.resize != "height":
+            yield from items
+            return
+        order = random.Random(self.seed)
         while True:
-            text = random_text(rng, self.spec.alphabet, self.spec.lengths)
-            image = to_tensor(generator.generate_image(text), self.config)
-            if self.transform is not None:
-                image = self.transform(image)
-            yield image, text
+            pool = sorted((next(items) for _ in range(self.batch_size * self.pool_batches)), key=lambda item: item[0].shape[-1])
+            runs = [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            order.shuffle(runs)
+            for run in runs:
+                yield from run
 
 
 def synthetic_samples(spec: GeneratorSpec, config: ModelConfig, count: int, seed: int) -> list[tuple[torch.Tensor, str]]:
     """A fixed in-memory set of ``count`` synthetic images (for validation without a folder)."""
     stream = iter(SyntheticStream(spec, config, seed))
-    return [next(stream) for _ in range(count)]
+    samples = [next(stream) for _ in range(count)]
+    if config.resize == "height":  # similar widths together: validation batches hold little padding
+        samples.sort(key=lambda item: item[0].shape[-1])
+    return samples
 
 
 @dataclass

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scrapy_captcha.arithmetic import arithmetic_answer
 from scrapy_captcha.codec import Codec, LabelError
 from scrapy_captcha.model import count_parameters
 from scrapy_captcha.solver import Solver
@@ -25,8 +26,12 @@ class _AnyCharacters(Codec):
 
 
 def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: int = 256, latency_samples: int = 100,
-             allow_skip: bool = False, device: str = "cpu") -> dict[str, Any]:
+             allow_skip: bool = False, device: str = "cpu", arithmetic: bool = False) -> dict[str, Any]:
     """Score ``weights`` (default: the bundled model) on every labelled image in ``data``.
+
+    With ``arithmetic`` the labels are the results (``{index}-{result}.png``) and each reading is
+    scored by the answer the middleware would submit (:func:`~scrapy_captcha.arithmetic.solve_expression`;
+    a reading that is no expression is a miss).
 
     A label with characters outside the model's alphabet is scored like any other (those
     characters can only be misses) and counted in ``labels_outside_alphabet``.
@@ -38,6 +43,9 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
     truth = [label for _, label in samples]
     outside = sorted({c for label in truth for c in label if c not in config.alphabet})
     predicted = [p.text for start in range(0, len(images), batch_size) for p in solver.solve_batch(images[start:start + batch_size])]
+    readings = predicted
+    if arithmetic:
+        predicted = [arithmetic_answer(text, True)[0] or "" for text in readings]
     for image in images[:3]:  # warm-up: the first calls pay for allocations
         solver.solve(image)
     latencies = []
@@ -56,7 +64,9 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
         "arch": config.arch,
         "parameters": count_parameters(solver.model),
         "data": str(data),
-        "mistakes": [{"file": path.name, "predicted": p} for (path, t), p in zip(samples, predicted) if p != t][:50],
+        "mistakes": [{"file": path.name, "predicted": p, **({"reading": r} if arithmetic else {})}
+                     for (path, t), p, r in zip(samples, predicted, readings) if p != t][:50],
+        "arithmetic": arithmetic,
     }
 
 
@@ -64,7 +74,7 @@ def format_report(result: dict[str, Any]) -> str:
     """A plain-text table of the figures in ``result``."""
     rows = [
         ("images", f"{result['count']}"),
-        ("captcha accuracy", f"{result['sequence_accuracy']:.2%}"),
+        ("captcha accuracy" + (" (answers: results)" if result.get("arithmetic") else ""), f"{result['sequence_accuracy']:.2%}"),
         ("captcha accuracy, any case", f"{result['sequence_accuracy_case_insensitive']:.2%}"),
         ("character accuracy", f"{result['character_accuracy']:.2%}"),
         ("latency per image (mean)", f"{result['latency_ms_mean']:.2f} ms"),

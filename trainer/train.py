@@ -31,7 +31,7 @@ from scrapy_captcha.model import ModelConfig, build_model, count_parameters, dec
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights, save_weights
 
 from .augment import build_augmentation
-from .data import Batch, Collate, DataError, LabelledFolder, SyntheticStream, scan_folder, synthetic_samples
+from .data import Batch, Collate, Curriculum, DataError, LabelledFolder, SyntheticStream, scan_folder, synthetic_samples
 from .generate import GeneratorSpec
 from .metrics import score
 from .plots import plot_curves, plot_predictions
@@ -48,6 +48,7 @@ class TrainConfig:
     resume: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     synthetic: GeneratorSpec = field(default_factory=GeneratorSpec)
+    curriculum: tuple[float, float] | None = None  # (start difficulty, share of training to reach 1); synthetic only
     epochs: int = 30
     steps_per_epoch: int = 1000  # for the synthetic stream; folders use their size
     val_size: int = 2000
@@ -70,8 +71,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     # -- processes and devices -------------------------------------------------------------
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be at least 1, not {cfg.epochs}")
-    if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
-        raise ValueError(f"--resume: there is no checkpoint at {Path(cfg.out) / 'checkpoint.pt'}")
+    checkpoint_path = Path(cfg.out) / "checkpoint.pt"
+    if cfg.resume and not checkpoint_path.exists():
+        raise ValueError(f"--resume: there is no checkpoint at {checkpoint_path}")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -122,7 +124,15 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         val_set = LabelledFolder(val_items, config)
     else:
         spec = cfg.synthetic
-        train_set = SyntheticStream(spec, config, seed=cfg.seed * 1000 + rank, transform=transform)
+        done_steps, done_minutes = resumed_position(checkpoint_path) if cfg.resume else (0, 0.0)
+        curriculum = None
+        if cfg.curriculum:
+            curriculum = Curriculum(*cfg.curriculum, total_images=cfg.epochs * cfg.steps_per_epoch * cfg.batch_size,
+                                    max_seconds=cfg.max_minutes * 60 if cfg.max_minutes else None,
+                                    started_at=time.time() - done_minutes * 60, images_before=done_steps * cfg.batch_size)
+        # a resumed run draws a fresh stream (not the images it already trained on) from where the curriculum was
+        train_set = SyntheticStream(spec, config, seed=cfg.seed * 1000 + rank + 7919 * done_steps, transform=transform,
+                                    curriculum=curriculum, batch_size=cfg.batch_size)
         loader = DataLoader(train_set, cfg.batch_size, num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
         steps_per_epoch = cfg.steps_per_epoch
         if cfg.val_dir:
@@ -137,7 +147,6 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     criterion = Criterion(config)
     step, spent, history, best = 0, 0.0, [], {"sequence_accuracy": -1.0, "epoch": 0}
-    checkpoint_path = out / "checkpoint.pt"
     if cfg.resume:
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -286,6 +295,12 @@ def training_progress(step: int, total_steps: int, seconds: float, max_minutes: 
         dist.all_reduce(shared, op=dist.ReduceOp.MAX)
         progress = float(shared.item())
     return progress
+
+
+def resumed_position(checkpoint_path: Path) -> tuple[int, float]:
+    """(step, minutes) a checkpoint stopped at: a resumed stream starts afresh there (new images, the curriculum's point)."""
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    return int(state["step"]), float(state["minutes"])
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Synthetic captchas from the ``captcha`` library, with the generator's parameters randomised.
+"""The ``captcha`` library's styles (families ``0.7``, ``0.5`` and ``mixed``): the seed task's images.
 
 ``captcha`` 0.5.0 and 0.7.1 draw glyphs differently: 0.5.0 sizes each glyph box from the ink
 bounding box times 1.7 and warps more, so its characters come out thinner and more distorted.
@@ -15,6 +15,8 @@ from captcha.image import ImageCaptcha
 from PIL.Image import Image, Resampling, Transform
 from PIL.Image import new as new_image
 from PIL.ImageDraw import Draw, ImageDraw
+
+from .base import RandomTextMixin
 
 STYLES = ("0.7", "0.5", "mixed")
 
@@ -76,6 +78,25 @@ class SyntheticCaptcha(ImageCaptcha):
         return im.transform((w, h), Transform.QUAD, data)
 
 
-def random_text(rng: random.Random, alphabet: str, lengths: tuple[int, int]) -> str:
-    """A random label with a length drawn uniformly from ``lengths`` (inclusive)."""
-    return "".join(rng.choice(alphabet) for _ in range(rng.randint(*lengths)))
+class CaptchaLibRenderer(RandomTextMixin):
+    """captcha 0.7.1 or 0.5.0 style at the seed's 160x60 (wider for texts over 6 characters).
+
+    ``fonts`` and ``font_sizes`` go to the library (default: its own DejaVu Sans); the curriculum's
+    difficulty does not apply: these are the seed styles, drawn as the seed draws them.
+    """
+
+    def __init__(self, style: str = "0.7", width: int = 160, height: int = 60, fonts: Sequence[str] = (),
+                 font_sizes: Sequence[int] = ()):
+        self.name = style
+        self.style, self.width, self.height = style, width, height
+        self.fonts, self.font_sizes = tuple(fonts), tuple(font_sizes)
+        self._generators: dict[tuple[int, int], SyntheticCaptcha] = {}
+
+    def render(self, text: str, rng: random.Random, difficulty: float = 1.0) -> Image:
+        width = max(self.width, round(self.width * len(text) / 6)) if len(text) > 6 else self.width
+        generator = self._generators.get((width, id(rng)))
+        if generator is None:  # one per width and random source: the library's font cache is per instance
+            generator = SyntheticCaptcha(width, self.height, self.fonts or None, self.font_sizes or None, self.style, rng)
+            self._generators = {key: g for key, g in self._generators.items() if key[1] == id(rng)}
+            self._generators[(width, id(rng))] = generator
+        return generator.generate_image(text)

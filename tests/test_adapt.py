@@ -1,0 +1,134 @@
+"""``python -m trainer adapt``: a recording folder in, better weights out; rejected answers never targets."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from example_project.demo_site import ALPHABET
+from example_project.demo_styles import ribbon
+from scrapy_captcha.recording import ACCEPTED, NOT_SUBMITTED, REJECTED, Recorder
+from scrapy_captcha.solver import Solver
+from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights
+from trainer import adapt as adapt_module
+from trainer.adapt import AdaptConfig, collect, grow_alphabet, keep_pseudo_label, run
+from trainer.cli import main as cli
+from trainer.data import DataError
+from trainer.label import write_hand_label
+
+pytestmark = pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundled weights at {BUNDLED_WEIGHTS}")
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory, one_thread):
+    """A folder as a crawl of a 'ribbon' site records it: the bundled model's readings, the site's verdicts.
+
+    Also returns the truth of every image, and hand-labels 30 of the rejected ones (some with l/o/I/O,
+    characters the bundled model lacks).
+    """
+    folder = tmp_path_factory.mktemp("recording")
+    rng = random.Random(7)
+    solver = Solver.from_path()
+    texts = ["".join(rng.choice(ALPHABET) for _ in range(4)) for _ in range(150)]
+    texts[:6] = ["lo2x", "IO3k", "olab", "xIlO", "4ooI", "lllk"]  # hand-labelled below
+    images = [ribbon(text, rng) for text in texts]
+    recorder = Recorder(folder)
+    truth = {}
+    for text, image, reading in zip(texts, images, solver.solve_batch(images)):
+        if reading.confidence < 0.05:
+            attempt = recorder.record(image, NOT_SUBMITTED, reading.text, reading.confidence, "http://site/", None)
+        elif reading.text.lower() == text.lower():
+            attempt = recorder.record(image, ACCEPTED, reading.text, reading.confidence, "http://site/", reading.text)
+        else:
+            attempt = recorder.record(image, REJECTED, reading.text, reading.confidence, "http://site/", reading.text)
+        truth[attempt.file] = (text, attempt)
+    hand = [name for name, (text, attempt) in truth.items() if attempt.verdict != ACCEPTED][:30]
+    for name in hand:
+        write_hand_label(folder, name, truth[name][0])
+    return folder, truth, set(hand)
+
+
+def test_pseudo_labels_equal_to_a_rejected_answer_are_dropped():
+    wrong = frozenset({"ab3x"})
+    assert keep_pseudo_label("Ab3y", 0.95, wrong, 0.9, 8)
+    assert not keep_pseudo_label("Ab3X", 0.99, wrong, 0.9, 8)  # the site may ignore case
+    assert not keep_pseudo_label("Ab3y", 0.5, wrong, 0.9, 8)  # unsure
+    assert not keep_pseudo_label("", 0.99, wrong, 0.9, 8)
+    assert not keep_pseudo_label("abcdefghij", 0.99, wrong, 0.9, 8)  # longer than the model reads
+
+
+def test_collect_sorts_the_recording(recording):
+    folder, truth, hand = recording
+    pool = collect(folder)
+    labelled = {str(path.relative_to(folder)): (label, source) for path, label, source in pool.labelled}
+    unlabelled = {str(path.relative_to(folder)): wrong for path, wrong in pool.unlabelled}
+    for name, (text, attempt) in truth.items():
+        if name in hand:
+            assert labelled[name] == (text, "hand")
+        elif attempt.verdict == ACCEPTED:
+            assert labelled[name] == (attempt.answer, "accepted")
+        elif attempt.verdict == REJECTED:
+            assert unlabelled[name] == {attempt.answer.casefold()}
+        else:
+            assert unlabelled[name] == frozenset()
+    assert len(labelled) + len(unlabelled) == len(truth)
+
+
+def test_growing_the_alphabet_keeps_the_known_rows():
+    weights = load_weights()
+    grown, new = grow_alphabet(weights, ["lo2x", "IO3k", "ab"])
+    assert new == "IOlo" and grown.config.alphabet == weights.config.alphabet + "IOlo"
+    rows = len(weights.config.alphabet) + 1
+    assert torch.equal(grown.state_dict["classify.weight"][:rows], weights.state_dict["classify.weight"])
+    assert grown.state_dict["classify.weight"].shape[0] == rows + 4
+    grown.build()  # a model of the grown shape loads these weights
+    assert grow_alphabet(weights, ["ab3x"]) == (weights, "")
+
+
+def test_adapt_raises_held_out_accuracy_and_never_targets_a_rejected_answer(recording, tmp_path, monkeypatch, capsys):
+    folder, truth, hand = recording
+    rejected = {attempt.answer.casefold() for _, attempt in truth.values() if attempt.verdict == REJECTED}
+    targets: list[str] = []
+
+    class Watching(adapt_module.Collate):
+        def __call__(self, items):
+            targets.extend(label for _, label in items)
+            return super().__call__(items)
+
+    monkeypatch.setattr(adapt_module, "Collate", Watching)
+    config = AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), steps=40, batch_size=16, unlabelled_ratio=2,
+                         threshold=0.0, holdout=0.3, eval_every=20, lr=1e-3, progress=False)  # threshold 0: every reading is a candidate
+    final = run(config)
+    assert final["dropped_known_wrong"] > 0, "no teacher reading equalled a rejected answer: the filter went untested"
+    labelled = {label.casefold() for _, label, _ in collect(folder).labelled}  # these may be targets, of their own images
+    assert targets and not ({t.casefold() for t in targets} & rejected) - labelled
+    assert final["after"]["sequence_accuracy"] > final["before"]["sequence_accuracy"]
+    assert final["new_characters"] == "IOlo"
+    out = tmp_path / "run"
+    for name in ("weights.pt", "checkpoint.pt", "metrics.json", "curves.png", "predictions.png"):
+        assert (out / name).is_file(), name
+    adapted = Solver.from_path(out / "weights.pt")  # what CAPTCHA_WEIGHTS loads
+    assert set("IOlo") <= set(adapted.config.alphabet)
+    assert json.loads((out / "metrics.json").read_text())["final"]["held_out"] == final["held_out"]
+    printed = capsys.readouterr().out
+    assert "held-out accuracy before" in printed and "held-out accuracy after" in printed
+
+    # resumable: carries on from the checkpoint's step
+    resumed = run(AdaptConfig(**{**config.__dict__, "steps": 45, "resume": True}))
+    assert "resumed at step 40" in capsys.readouterr().out and resumed["after"]
+
+
+def test_unusable_folders_get_clear_errors(tmp_path, capsys):
+    with pytest.raises(DataError, match="holds no captcha images"):
+        collect(tmp_path)
+    assert cli(["adapt", str(tmp_path / "missing"), "--out", str(tmp_path / "run")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "3-ab12.png").write_bytes(b"<html>not an image</html>")
+    assert cli(["adapt", str(tmp_path / "broken"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "3-ab12.png" in capsys.readouterr().err
+    assert cli(["adapt", str(tmp_path / "broken"), "--out", str(tmp_path / "run2"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

@@ -1,0 +1,236 @@
+"""The renderer (trainer/render): every family draws, labels are exact, sizes and lengths stay in
+range, fonts are found or refused clearly, the plug-in and the contact sheet work."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from trainer import cli
+from trainer.generate import GeneratorSpec
+from trainer.render import (FAMILIES, GENERALIST_ALPHABET, MIXES, Drawer, PluginError, TextSpec, build_drawer,
+                            label_of, parse_mix)
+from trainer.render.base import ARITHMETIC_SYMBOLS
+from trainer.render.fonts import Font, FontSet, MissingFontsError, find_fonts
+from trainer.render.layout import TextLayer
+from trainer.render.styled import ASPECT, MAX_SIZE, MIN_SIZE
+
+LETTERS = GENERALIST_ALPHABET.replace(ARITHMETIC_SYMBOLS, "")
+OWN_FAMILIES = ("plain", "styled", "arithmetic")
+
+
+def draws(drawer: Drawer, count: int, seed: int = 0) -> list[tuple[Image.Image, str]]:
+    rng = random.Random(seed)
+    return [drawer.draw(rng) for _ in range(count)]
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "plugin"])
+@pytest.mark.parametrize("difficulty", [0.0, 1.0])
+def test_every_family_draws_images_with_labels_in_the_alphabet(family, difficulty):
+    drawer = build_drawer(family, TextSpec(LETTERS, (1, 12)), difficulty=difficulty)
+    for image, label in draws(drawer, 25, seed=len(family)):
+        assert isinstance(image, Image.Image) and image.mode in ("RGB", "L")
+        assert label and set(label) <= set(GENERALIST_ALPHABET), label
+        assert image.getextrema() != ((image.getextrema()[0][0],) * 2,) * 3, "a blank image"
+
+
+@pytest.mark.parametrize("family", OWN_FAMILIES)
+def test_our_families_keep_sizes_and_aspect_ratios_in_range(family):
+    drawer = build_drawer(family, TextSpec(LETTERS, (1, 12)), difficulty=1.0)
+    sizes = [image.size for image, _ in draws(drawer, 150, seed=3)]
+    for width, height in sizes:
+        assert MIN_SIZE[0] <= width <= MAX_SIZE[0] and MIN_SIZE[1] <= height <= MAX_SIZE[1], (width, height)
+        # a canvas forced up to the minimum size may leave the aspect range, never by much
+        assert ASPECT[0] * 0.9 <= width / height <= max(ASPECT[1], MIN_SIZE[0] / MIN_SIZE[1]) * 1.1, (width, height)
+    widths = sorted(w for w, _ in sizes)
+    assert widths[0] < 120 and widths[-1] > 300, "sizes should spread from small to large"
+
+
+def test_lengths_stay_in_range_and_cover_it():
+    drawer = build_drawer("styled", TextSpec(LETTERS, (1, 12)))
+    lengths = {len(label) for _, label in draws(drawer, 300, seed=4)}
+    assert lengths == set(range(1, 13))
+    drawer = build_drawer("plain", TextSpec("abc", (3, 5)))
+    assert all(3 <= len(label) <= 5 and set(label) <= set("abc") for _, label in draws(drawer, 50))
+
+
+def test_every_character_is_drawn_whole_inside_the_canvas(monkeypatch):
+    """Labels are exact: each character of the label is one glyph with ink, and none is cut off."""
+    painted = []
+    original = TextLayer.paint
+
+    def spy(layer, canvas, left, top):
+        painted.append((layer, canvas.size, left, top))
+        original(layer, canvas, left, top)
+
+    monkeypatch.setattr(TextLayer, "paint", spy)
+    rng = random.Random(5)
+    drawer = build_drawer("styled", TextSpec(LETTERS, (1, 12)), difficulty=1.0)
+    for _ in range(80):
+        painted.clear()
+        text = drawer.families[0].text(rng, drawer.texts[0])
+        drawer.families[0].render(text, rng, 1.0)
+        (layer, (width, height), left, top), = painted
+        assert len(layer.glyphs) == len(label_of(text))
+        for glyph in layer.glyphs:
+            assert glyph.mask.getbbox() is not None, f"an empty glyph in {text!r}"
+            x, y = glyph.x - layer.box[0] + left, glyph.y - layer.box[1] + top
+            assert 0 <= x and x + glyph.mask.width <= width and 0 <= y and y + glyph.mask.height <= height, text
+
+
+def test_the_label_is_the_drawn_text_case_for_case_without_spaces():
+    class Recording:
+        name = "recording"
+        drawn: list[str] = []
+
+        def text(self, rng, spec):
+            return "aB 3c"
+
+        def render(self, text, rng, difficulty=1.0):
+            self.drawn.append(text)
+            return Image.new("RGB", (60, 20), "white")
+
+    recorder = Recording()
+    _, label = Drawer([recorder], [1.0], [TextSpec("x")]).draw(random.Random(0))
+    assert recorder.drawn == ["aB 3c"] and label == "aB3c"
+
+
+def test_our_families_are_repeatable_from_the_seed():
+    drawer = build_drawer("styled", TextSpec(LETTERS, (1, 12)))
+    first, second = draws(drawer, 5, seed=9), draws(drawer, 5, seed=9)
+    assert [label for _, label in first] == [label for _, label in second]
+    assert all(a.tobytes() == b.tobytes() for (a, _), (b, _) in zip(first, second))
+
+
+def test_the_generalist_mix_keeps_the_seed_task_in_it():
+    drawer = build_drawer("generalist", TextSpec(GENERALIST_ALPHABET, (1, 12)))
+    drawn = draws(drawer, 400, seed=1)
+    shares = {name: count / 400 for name, count in drawer.drawn.items()}
+    assert set(shares) == set(MIXES["generalist"])
+    assert shares["0.7"] + shares["0.5"] > 0.15
+    seed_style = [label for (image, label) in drawn if image.size == (160, 60) and len(label) == 4]
+    assert seed_style, "the library styles draw the seed task's 4-character texts"
+    plain_labels = [label for (_, label) in drawn if not any(c in "=?" for c in label)]
+    assert plain_labels
+
+
+def test_parse_mix_names_and_weights():
+    assert parse_mix("styled") == {"styled": 1.0}
+    assert parse_mix("styled:3,0.7:1") == {"styled": 3.0, "0.7": 1.0}
+    assert parse_mix("mixed") == {"0.7": 1, "0.5": 1}
+    for bad, words in [("fancy", "unknown renderer family 'fancy'"), ("styled:x", "bad weight"), ("styled:0", "no positive"),
+                       ("styled:-1", "negative")]:
+        with pytest.raises(ValueError, match=words):
+            parse_mix(bad)
+
+
+# -- fonts ---------------------------------------------------------------------------------------
+
+def test_installed_fonts_are_many_families_that_draw_the_whole_alphabet():
+    fonts = FontSet.discover()
+    assert len(fonts.families) >= 8
+    assert not any("symbol" in name.lower() or "dingbat" in name.lower() for name in fonts.families)
+
+
+def test_too_few_fonts_is_a_clear_error_not_a_fallback(tmp_path):
+    with pytest.raises(MissingFontsError, match=r"at least 8 families.*found 0.*apt-get install fonts-"):
+        FontSet([])
+    one = [Font("/x/a.ttf", "A")] * 3
+    with pytest.raises(MissingFontsError, match="found 1"):
+        FontSet(one)
+    with pytest.raises(MissingFontsError, match="is not a folder"):
+        find_fonts((str(tmp_path / "missing"),))
+
+
+def test_fonts_dir_adds_fonts(tmp_path):
+    source = next(Path(font.path) for fonts in FontSet.discover().families.values() for font in fonts if font.path.endswith(".ttf"))
+    shutil.copy(source, tmp_path / "mine.ttf")
+    (tmp_path / "notes.txt").write_text("not a font")
+    found = find_fonts((str(tmp_path),), system=False)
+    assert [Path(f.path).name for f in found] == ["mine.ttf"]
+    assert len(FontSet(found, min_families=1)) == 1
+
+
+# -- plug-in and preview ------------------------------------------------------------------------
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    (tmp_path / "site_captcha.py").write_text(textwrap.dedent("""
+        from PIL import Image, ImageDraw
+
+        def draw(text):
+            image = Image.new("RGB", (30 + 12 * len(text), 32), "white")
+            ImageDraw.Draw(image).text((5, 8), text, fill="black")
+            return image
+
+        def broken(text):
+            return text
+
+        NOT_CALLABLE = 3
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "site_captcha"
+    sys.modules.pop("site_captcha", None)
+
+
+def test_the_plugin_generator_writes_a_data_set(plugin_module, tmp_path, capsys):
+    out = tmp_path / "set"
+    assert cli.main(["generate", str(out), "--count", "12", "--workers", "1", "--seed", "1",
+                     "--generator", f"{plugin_module}:draw", "--length", "3-5"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 12
+    for path in out.iterdir():
+        label = path.stem.split("-", 1)[1]
+        with Image.open(path) as image:
+            assert image.width == 30 + 12 * len(label) and 3 <= len(label) <= 5
+
+
+def test_the_plugin_can_be_mixed_with_our_families(plugin_module):
+    spec = GeneratorSpec(style="plugin:1,plain:1", plugin=f"{plugin_module}:draw", alphabet=LETTERS, lengths=(2, 6))
+    generator = spec.generator(random.Random(0))
+    for _ in range(30):
+        generator.draw()
+    assert set(generator.drawer.drawn) == {"plugin", "plain"}
+
+
+@pytest.mark.parametrize("target, words", [
+    ("site_captcha", "must be 'module:function'"),
+    ("no_such_module_here:draw", "cannot import"),
+    ("site_captcha:missing", "has no attribute"),
+    ("site_captcha:NOT_CALLABLE", "is not callable"),
+])
+def test_a_bad_plugin_is_named(plugin_module, target, words):
+    with pytest.raises(PluginError, match=words):
+        build_drawer("plugin", TextSpec("ab"), plugin=target)
+
+
+def test_a_plugin_that_returns_no_image_is_named(plugin_module, tmp_path, capsys):
+    code = cli.main(["generate", str(tmp_path / "set"), "--count", "3", "--workers", "1", "--generator", f"{plugin_module}:broken"])
+    assert code == 2
+    assert "returned str" in capsys.readouterr().err and not (tmp_path / "set").exists()
+
+
+def test_a_plugin_left_out_of_the_mix_is_refused(plugin_module):
+    with pytest.raises(PluginError, match="leaves it out"):
+        build_drawer("styled", TextSpec("ab"), plugin=f"{plugin_module}:draw")
+
+
+def test_preview_draws_a_contact_sheet_with_a_row_per_family(tmp_path, capsys):
+    sheet = tmp_path / "docs" / "sheet.png"
+    assert cli.main(["generate", "--preview", str(sheet), "--style", "generalist", "--alphabet", "generalist",
+                     "--length", "1-12", "--seed", "3"]) == 0
+    with Image.open(sheet) as image:
+        rows = len(MIXES["generalist"]) + 2  # every family, then styled and arithmetic at the curriculum's start
+        assert image.format == "PNG" and image.height == rows * 104 and image.width > 1000
+    assert "contact sheet" in capsys.readouterr().out
+
+
+def test_generate_without_out_or_preview_is_an_error(capsys):
+    assert cli.main(["generate"]) == 2
+    assert "needs OUT and --count" in capsys.readouterr().err

@@ -1,0 +1,355 @@
+"""``python -m trainer adapt DIR --out RUN``: fine-tune a model on what a crawl recorded, mostly without hand labels.
+
+What the folder (see :mod:`scrapy_captcha.recording`) tells us becomes training signal:
+
+* accepted answers and hand labels (``records/labels.tsv``, from ``python -m trainer label``) are
+  labels, as are the images of ``--labels`` folders;
+* images without a known answer (not submitted, form refused, rejected) are unlabelled data,
+  used FixMatch-style: an averaged (EMA) copy of the model, the teacher, reads a lightly augmented
+  copy; readings above ``--threshold`` become targets for the student on a strongly augmented copy;
+* a rejected answer is known to be wrong: a pseudo-label equal to it (ignoring case, in case the
+  site ignores case) is dropped, so it is never a target.
+
+A share of the labelled images is held out; accuracy on it is printed before and after. Characters
+in labels that the starting model lacks are added to its head (known rows copied, new rows
+initialised from the mean of the known ones). RUN gets ``weights.pt`` (the teacher at its best
+held-out accuracy, loadable by ``CAPTCHA_WEIGHTS``), ``checkpoint.pt`` (``--resume``),
+``metrics.json``, ``curves.png`` and ``predictions.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from scrapy_captcha.codec import Codec, LabelError
+from scrapy_captcha.image import to_tensor
+from scrapy_captcha.model import ModelConfig, decode
+from scrapy_captcha.recording import ACCEPTED, REJECTED, read_attempts
+from scrapy_captcha.weights import BUNDLED_WEIGHTS, Weights, load_weights, save_weights
+
+from .augment import build_augmentation
+from .data import IMAGE_SUFFIXES, Collate, DataError, label_from_name, scan_folder
+from .label import read_hand_labels
+from .metrics import score
+from .plots import plot_curves, plot_predictions
+from .train import Criterion, one_cycle, seed_everything, validate, write_metrics
+
+#: Characters a label may bring into the alphabet (anything else is reported as unusable).
+GROWABLE = "".join(chr(c) for c in range(33, 127))
+
+
+@dataclass
+class AdaptConfig:
+    """Every knob of an adapt run; saved into ``metrics.json``."""
+
+    folder: str
+    out: str
+    weights: str | None = None  # None: the bundled model
+    labels: list[str] = field(default_factory=list)  # more labelled folders
+    steps: int = 300
+    batch_size: int = 32
+    unlabelled_ratio: int = 2  # unlabelled images per labelled one in a step
+    lr: float = 1e-3
+    threshold: float = 0.9  # teacher confidence above which a reading becomes a target
+    unlabelled_weight: float = 1.0
+    ema: float = 0.99
+    holdout: float = 0.15
+    eval_every: int = 50
+    seed: int = 0
+    resume: bool = False
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class Pool:
+    """What a folder offers for adaptation."""
+
+    labelled: list[tuple[Path, str, str]]  # path, label, source ("accepted", "hand", "folder")
+    unlabelled: list[tuple[Path, frozenset[str]]]  # path, case-folded answers known to be wrong
+
+
+def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
+    """Sort a recording folder's images into labelled and unlabelled (see the module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError([(folder, "is not a folder")])
+    hand = read_hand_labels(folder)
+    labelled: list[tuple[Path, str, str]] = []
+    unlabelled: list[tuple[Path, frozenset[str]]] = []
+    recorded: set[str] = set()
+    for attempt in read_attempts(folder):
+        recorded.add(attempt.file)
+        path = folder / attempt.file
+        if attempt.file in hand:
+            continue
+        if attempt.verdict == ACCEPTED and attempt.answer:
+            labelled.append((path, attempt.answer, "accepted"))
+        else:
+            wrong = frozenset({attempt.answer.casefold()}) if attempt.verdict == REJECTED and attempt.answer else frozenset()
+            unlabelled.append((path, wrong))
+    for name, label in hand.items():
+        if (folder / name).is_file():
+            labelled.append((folder / name, label, "hand"))
+    # images the index does not know: a plain folder, or a harvest from before recording existed
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")):
+        name = str(path.relative_to(folder))
+        if name in recorded or name in hand:
+            continue
+        label = label_from_name(path) if path.parent == folder else None
+        if label is not None:
+            labelled.append((path, label, "accepted"))
+        else:
+            unlabelled.append((path, frozenset()))
+    for extra in label_folders:
+        labelled += [(path, label, "folder") for path, label in scan_folder(extra, Codec(GROWABLE), 64)]
+    if not labelled and not unlabelled:
+        raise DataError([(folder, "holds no captcha images (is it a CAPTCHA_HARVEST_DIR?)")])
+    return Pool(labelled, unlabelled)
+
+
+def grow_alphabet(weights: Weights, labels: list[str]) -> tuple[Weights, str]:
+    """Weights whose head also reads the characters of ``labels`` it lacked; returns them and the new characters."""
+    config = weights.config
+    new = "".join(sorted({c for label in labels for c in label} - set(config.alphabet)))
+    if not new:
+        return weights, ""
+    if config.head != "ctc":
+        raise ValueError(f"labels use characters the {config.arch} model lacks ({new!r}); only a CRNN's alphabet can grow")
+    state = dict(weights.state_dict)
+    weight, bias = state["classify.weight"], state["classify.bias"]
+    known = weight[1:]  # row 0 is the CTC blank
+    state["classify.weight"] = torch.cat([weight, known.mean(0, keepdim=True).repeat(len(new), 1)
+                                          + 0.01 * torch.randn(len(new), weight.shape[1])])
+    state["classify.bias"] = torch.cat([bias, bias[1:].mean().repeat(len(new))])
+    grown = ModelConfig.from_dict({**config.to_dict(), "alphabet": config.alphabet + new})
+    return Weights(grown, state, weights.summary), new
+
+
+def strong_augmentation() -> v2.Compose:
+    """Heavier than the trainer's augmentation: what the student must still read like the teacher."""
+    return v2.Compose([
+        v2.RandomAffine(degrees=6, translate=(0.05, 0.1), scale=(0.88, 1.1), shear=(-10, 10), fill=1.0),
+        v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.2))], p=0.4),
+        v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.5)], p=0.6),
+        v2.RandomErasing(p=0.5, scale=(0.01, 0.03), ratio=(0.3, 3.0), value=1.0),
+        v2.GaussianNoise(sigma=0.04),
+        v2.Lambda(lambda x: x.clamp_(0.0, 1.0)),
+    ])
+
+
+def keep_pseudo_label(text: str, confidence: float, wrong: frozenset[str], threshold: float, max_length: int) -> bool:
+    """Whether a teacher's reading may be a target: confident, readable, and not an answer the site rejected."""
+    return bool(text) and confidence >= threshold and len(text) <= max_length and text.casefold() not in wrong
+
+
+def load_images(paths: list[Path], config: ModelConfig) -> torch.Tensor:
+    """Preprocess images once, kept as uint8 (the augmentations work on floats made from them)."""
+    images, problems = [], []
+    for path in paths:
+        try:
+            images.append(to_tensor(path.read_bytes(), config).mul_(255).round_().to(torch.uint8))
+        except Exception as exc:  # InvalidImageError, OSError
+            problems.append((path, str(exc)))
+    if problems:
+        raise DataError(problems)
+    return torch.stack(images) if images else torch.empty(0, config.channels, config.height, config.width, dtype=torch.uint8)
+
+
+def split(labelled: list[tuple[Path, str, str]], share: float, seed: int) -> tuple[list, list]:
+    """Hold out ``share`` of each source's labelled images (at least one of a source with 5 or more)."""
+    train, held = [], []
+    for source in ("accepted", "hand", "folder"):
+        items = sorted(item for item in labelled if item[2] == source)
+        random.Random(seed).shuffle(items)
+        cut = max(1, round(share * len(items))) if len(items) >= 5 and share > 0 else 0
+        held += items[:cut]
+        train += items[cut:]
+    return train, held
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, config: ModelConfig, images: torch.Tensor, labels: list[str], device: torch.device) -> dict[str, float]:
+    """Sequence and character accuracy of ``model`` on preprocessed images."""
+    model.eval()
+    texts = []
+    for start in range(0, len(images), 256):
+        texts += [p.text for p in decode(model(images[start:start + 256].float().div(255).to(device)), config)]
+    return score(texts, labels)
+
+
+def run(cfg: AdaptConfig) -> dict[str, Any]:
+    """Adapt as ``cfg`` says; returns the final metrics."""
+    seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    out = Path(cfg.out)
+    checkpoint_path = out / "checkpoint.pt"
+    if cfg.resume and not checkpoint_path.exists():
+        raise ValueError(f"--resume: there is no checkpoint at {checkpoint_path}")
+    pool = collect(cfg.folder, cfg.labels)
+    start_weights = load_weights(cfg.weights or BUNDLED_WEIGHTS)
+    weights, new_chars = grow_alphabet(start_weights, [label for _, label, _ in pool.labelled])
+    config = weights.config
+    codec = Codec(config.alphabet)
+    problems = []
+    for path, label, _ in pool.labelled:
+        try:
+            codec.check(label, config.max_length)
+        except LabelError as exc:
+            problems.append((path, str(exc)))
+    if problems:
+        raise DataError(problems)
+    train_items, held_items = split(pool.labelled, cfg.holdout, cfg.seed)
+    if not train_items and not pool.unlabelled:
+        raise DataError([(Path(cfg.folder), "has nothing left to train on after holding out the validation images")])
+    print(f"{cfg.folder}: {len(pool.labelled)} labelled ({len(held_items)} held out), {len(pool.unlabelled)} unlabelled "
+          f"({sum(bool(w) for _, w in pool.unlabelled)} with a rejected answer)"
+          + (f"; alphabet grows by {new_chars!r}" if new_chars else ""), flush=True)
+    train_images = load_images([p for p, _, _ in train_items], config)
+    train_labels = [label for _, label, _ in train_items]
+    held_images = load_images([p for p, _, _ in held_items], config)
+    held_labels = [label for _, label, _ in held_items]
+    unlabelled_images = load_images([p for p, _ in pool.unlabelled], config)
+    wrong = [w for _, w in pool.unlabelled]
+
+    before = accuracy(start_weights.build(device), start_weights.config, held_images, held_labels, device) if held_labels else None
+    if before:
+        print(f"held-out accuracy before: {before['sequence_accuracy']:.3f} ({len(held_labels)} images)", flush=True)
+
+    student = weights.build(device).train()
+    teacher = copy.deepcopy(student).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.01)
+    criterion, collate = Criterion(config), Collate(config)
+    weak, strong = build_augmentation(), strong_augmentation()
+    step, history, best, spent = 0, [], {"sequence_accuracy": -1.0, "step": 0}, 0.0
+    counts = {"pseudo_labels": 0, "dropped_low_confidence": 0, "dropped_known_wrong": 0}
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.resume:
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if state["alphabet"] != config.alphabet:
+            raise ValueError(f"--resume: the checkpoint's alphabet {state['alphabet']!r} differs from this folder's {config.alphabet!r}")
+        student.load_state_dict(state["student"])
+        teacher.load_state_dict(state["teacher"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history, best, spent, counts = state["step"], state["history"], state["best"], state["minutes"], state["counts"]
+        print(f"resumed at step {step}", flush=True)
+    val_loader = DataLoader(list(zip(held_images.float().div(255), held_labels)), 256, collate_fn=collate)
+    rng = torch.Generator().manual_seed(cfg.seed + step)
+    started = time.monotonic() - spent * 60
+    labelled_batch = min(cfg.batch_size, len(train_labels))
+    unlabelled_batch = min(cfg.batch_size * cfg.unlabelled_ratio, len(unlabelled_images))
+    bar = tqdm(total=cfg.steps, initial=step, desc="adapt", disable=not cfg.progress)
+    loss_sum, loss_count = 0.0, 0
+    while step < cfg.steps:
+        lr = one_cycle(step / cfg.steps, cfg.lr, 0.1)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = [], []
+        if labelled_batch:
+            chosen = torch.randint(len(train_labels), (labelled_batch,), generator=rng).tolist()
+            inputs += [weak(train_images[i].float().div(255)) for i in chosen]
+            targets += [train_labels[i] for i in chosen]
+        if unlabelled_batch:
+            chosen = torch.randint(len(unlabelled_images), (unlabelled_batch,), generator=rng).tolist()
+            views = torch.stack([weak(unlabelled_images[i].float().div(255)) for i in chosen])
+            with torch.no_grad():
+                readings = decode(teacher(views.to(device)), config)
+            for i, reading in zip(chosen, readings):
+                if not keep_pseudo_label(reading.text, reading.confidence, frozenset(), cfg.threshold, config.max_length):
+                    counts["dropped_low_confidence"] += 1
+                elif not keep_pseudo_label(reading.text, reading.confidence, wrong[i], cfg.threshold, config.max_length):
+                    counts["dropped_known_wrong"] += 1
+                else:
+                    counts["pseudo_labels"] += 1
+                    inputs.append(strong(unlabelled_images[i].float().div(255)))
+                    targets.append(reading.text)
+        if inputs:
+            logits = student(torch.stack(inputs).to(device))
+            # one forward pass for both kinds (shared batch statistics), each kind averaged on its own
+            loss = torch.zeros((), device=device)
+            if labelled_batch:
+                loss = loss + criterion(logits[:labelled_batch], collate(list(zip(inputs[:labelled_batch], targets[:labelled_batch]))), device)
+            if len(inputs) > labelled_batch:
+                rest = collate(list(zip(inputs[labelled_batch:], targets[labelled_batch:])))
+                loss = loss + cfg.unlabelled_weight * criterion(logits[labelled_batch:], rest, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+            optimizer.step()
+            update_teacher(teacher, student, cfg.ema)
+            loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        step += 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss_sum / max(loss_count, 1):.3f}", pseudo=counts["pseudo_labels"])
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            minutes = (time.monotonic() - started) / 60
+            metrics = {"epoch": step, "step": step, "train_loss": loss_sum / max(loss_count, 1), "minutes": minutes, "lr": lr, **counts}
+            if held_labels:
+                metrics.update(validate(teacher, val_loader, criterion, config, device, _no_amp()))
+                teacher.eval()
+            else:
+                metrics.update(val_loss=float("nan"), sequence_accuracy=0.0, sequence_accuracy_case_insensitive=0.0, character_accuracy=0.0)
+            history.append(metrics)
+            loss_sum, loss_count = 0.0, 0
+            if not held_labels or metrics["sequence_accuracy"] >= best["sequence_accuracy"]:
+                best = {"sequence_accuracy": metrics["sequence_accuracy"], "step": step}
+                save_weights(out / "weights.pt", teacher, config, {
+                    "trained_with": "scrapy-captcha trainer adapt", "adapted_from": str(cfg.weights or BUNDLED_WEIGHTS),
+                    "folder": str(cfg.folder), "step": step, "held_out_accuracy": metrics["sequence_accuracy"],
+                })
+            save_checkpoint(checkpoint_path, student, teacher, optimizer, config, step, minutes, history, best, counts)
+            write_metrics(out, cfg, history, best)  # type: ignore[arg-type]  # any dataclass
+    bar.close()
+
+    final: dict[str, Any] = {"before": before, "new_characters": new_chars, "labelled": len(pool.labelled),
+                             "held_out": len(held_labels), "unlabelled": len(pool.unlabelled), **counts}
+    adapted = load_weights(out / "weights.pt").build(device)
+    if held_labels:
+        result = validate(adapted, val_loader, criterion, config, device, _no_amp(), keep_predictions=True)
+        plot_predictions(result.pop("examples"), out / "predictions.png")
+        final["after"] = result
+        print(f"held-out accuracy after:  {result['sequence_accuracy']:.3f} (before {before['sequence_accuracy']:.3f}); "
+              f"best at step {best['step']}", flush=True)
+    plot_curves(history, out / "curves.png")
+    final["minutes"] = (time.monotonic() - started) / 60
+    write_metrics(out, cfg, history, best, final)  # type: ignore[arg-type]
+    print(f"pseudo-labels used {counts['pseudo_labels']}, dropped: {counts['dropped_low_confidence']} unsure, "
+          f"{counts['dropped_known_wrong']} equal to a rejected answer; weights in {out / 'weights.pt'}", flush=True)
+    return final
+
+
+@torch.no_grad()
+def update_teacher(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """Exponential moving average of the student's weights; batch-norm statistics copied."""
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.mul_(decay).add_(s.detach(), alpha=1 - decay)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)
+
+
+def save_checkpoint(path: Path, student: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer, config: ModelConfig,
+                    step: int, minutes: float, history: list, best: dict, counts: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"student": student.state_dict(), "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
+                "alphabet": config.alphabet, "step": step, "minutes": minutes, "history": history, "best": best,
+                "counts": counts}, tmp)
+    tmp.replace(path)
+
+
+def _no_amp() -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext()
