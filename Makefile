@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx benchmark benchmark-extra unseen-sets clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx generalist-weights benchmark benchmark-extra unseen-sets clean
 
 install: $(VENV)/.installed
 
@@ -11,6 +11,9 @@ install: $(VENV)/.installed
 # for the labelling page's browser test, fonts for the synthetic renderer. Installed when apt-get
 # can (root on Debian/Ubuntu); elsewhere install them yourself (README, "Development").
 SYSTEM_PACKAGES := redis-server chromium chromium-driver fonts-dejavu-core fonts-liberation
+# the renderer's fonts (trainer/render/fonts.py: RECIPE_FONT_PACKAGES): serif, sans, mono, condensed, thin to black, handwriting-like
+SYSTEM_PACKAGES += fonts-freefont-ttf fonts-urw-base35 fonts-comic-neue fonts-lato fonts-open-sans fonts-crosextra-caladea \
+	fonts-crosextra-carlito fonts-inconsolata fonts-linuxlibertine fonts-roboto-unhinted fonts-cantarell
 
 system-packages: $(VENV)/.system-packages
 
@@ -85,6 +88,17 @@ bundled-weights: install
 # tests/test_backends.py fails while the two disagree.
 bundled-onnx: install
 	$(PY) -m trainer export scrapy_captcha/weights/default.pt --out scrapy_captcha/weights/default.onnx
+
+# The generalist's recipe (README, "The generalist model"): our renderer's families and both library
+# styles, easy to hard (--curriculum), read 48 px high keeping the aspect ratio; 150 minutes on 2 CPU
+# cores. Run it again to resume from runs/generalist/checkpoint.pt. It never replaces the bundled
+# model: check the floors first (README), then copy runs/generalist/weights.pt yourself.
+GENERALIST_RECIPE := --style generalist --alphabet generalist --length 1-12 --max-length 12 --resize height \
+	--input-height 48 --hidden 192 --curriculum 0.1:0.5 --epochs 60 --steps-per-epoch 250 --val-size 1000 \
+	--batch-size 64 --lr 3e-3 --warmup 0.05 --workers 1 --seed 1 --max-minutes 150
+
+generalist-weights: install system-packages
+	$(PY) -m trainer train --out runs/generalist $(GENERALIST_RECIPE) $$(test -f runs/generalist/checkpoint.pt && echo --resume)
 
 # Fixed test sets (captcha 0.7.1 draws from `secrets`, so a test set must be saved to disk).
 data/test-0.7.1: | install
