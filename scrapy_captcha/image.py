@@ -202,6 +202,8 @@ def pad_batch(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """Stack ``(C, H, W_i)`` arrays into one ``(N, C, H, max W_i)`` array, padding on the right with white."""
     if not arrays:
         raise ValueError("pad_batch needs at least one image")
+    if len(arrays) == 1:
+        return arrays[0][None]
     width = max(array.shape[-1] for array in arrays)
     batch = np.ones((len(arrays), *arrays[0].shape[:-1], width), dtype=np.float32)
     for row, array in zip(batch, arrays):

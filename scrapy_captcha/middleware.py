@@ -104,7 +104,7 @@ from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, InvalidIma
 from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url, referer_for
 from .sessions import Session, not_counted, original_url, session_key
 from .settings import CaptchaSettings, read_settings
-from .solver import DEFAULT_BATCH_WINDOW, Solver
+from .solver import Solver
 
 try:
     from scrapy.utils.asyncio import run_in_thread
@@ -147,9 +147,8 @@ _PER_DOWNLOAD_META = re.compile(r"^(redirect_|retry_times$|download_latency$|dow
 
 @functools.lru_cache(maxsize=4)
 def _cached_solver(path: str, version: tuple[int, int], device: str, backend: str = "auto") -> Solver:
-    # read_answer applies the image caps; concurrent solves share forward passes (micro-batching)
-    return Solver.from_path(path, device, backend, max_image_bytes=None, max_image_pixels=None,
-                            batch_window=DEFAULT_BATCH_WINDOW)
+    # read_answer applies the image caps; on a GPU, concurrent solves share forward passes
+    return Solver.from_path(path, device, backend, max_image_bytes=None, max_image_pixels=None, batch_window=None)
 
 
 def load_solver(path: Path, device: str, backend: str = "auto") -> Solver:

@@ -3,7 +3,10 @@
 One path for every backend: :func:`~scrapy_captcha.image.to_array` preprocesses, a backend
 (:mod:`scrapy_captcha.backends`) runs the model, :mod:`scrapy_captcha.codec` or the answer rules
 decode. With ``batch_window`` > 0, images that several threads submit at about the same time (a
-crawl whose sessions meet captchas at once) share one forward pass.
+crawl whose sessions meet captchas at once) share one forward pass. ``batch_window=None`` turns
+this on only where batches pay: on a GPU. On the CPU, onnxruntime on one thread takes as long per
+image at batch 2 as at batch 1 and about 1.7 times as long from batch 4 up (``benchmarks/worker.py``),
+so there each solve runs as it comes, in parallel with the others.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ class Solver:
     ``model`` is a backend (see :func:`scrapy_captcha.backends.load_backend`) or, for the torch
     backend, a loaded :class:`~scrapy_captcha.weights.Weights`. Images are refused over
     ``max_image_bytes`` / ``max_image_pixels`` (:class:`~scrapy_captcha.image.ImageTooLargeError`).
+    ``batch_window`` (seconds; ``None``: 2 ms on a GPU, off on the CPU) and ``max_batch`` bound the
+    micro-batching of concurrent :meth:`solve` calls.
     """
 
     def __init__(self, model: Backend | Weights, device: str = "cpu", *,
                  max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
                  max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
-                 batch_window: float = 0.0, max_batch: int = DEFAULT_MAX_BATCH):
+                 batch_window: float | None = 0.0, max_batch: int = DEFAULT_MAX_BATCH):
         if not hasattr(model, "run"):
             from .backends.torch_backend import TorchBackend
 
@@ -49,6 +54,8 @@ class Solver:
         self.config = self.backend.config
         self.codec = Codec(self.config.alphabet)
         self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
+        if batch_window is None:
+            batch_window = DEFAULT_BATCH_WINDOW if getattr(self.backend, "batches_help", False) else 0.0
         self._batcher = _MicroBatcher(self._forward, batch_window, max_batch) if batch_window > 0 else None
 
     @classmethod

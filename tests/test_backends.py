@@ -223,3 +223,11 @@ def test_height_mode_export_reads_any_width(tmp_path):
     solver, reference = Solver(load_backend(path)), Solver(replace(bundled, config=config))
     images = [ImageCaptcha(width, 60).generate("aB3x").getvalue() for width in (120, 160, 200, 240)]
     assert [p.text for p in solver.solve_batch(images)] == [p.text for p in reference.solve_batch(images)]
+
+
+def test_micro_batching_is_on_by_default_only_where_batches_pay():
+    assert Solver.from_path(batch_window=None)._batcher is None  # onnxruntime on the CPU
+    backend = load_backend()
+    backend.batches_help = True  # as on a GPU
+    assert Solver(backend, batch_window=None)._batcher is not None
+    assert Solver(backend, batch_window=0.0)._batcher is None

@@ -75,6 +75,10 @@ def test_no_style_is_drawn_by_the_package_the_model_trains_on():
         assert style.package != "captcha", style.name
         assert all("==" in r for r in style.requirements), f"{style.name}: unpinned requirement"
         assert style.lengths[0] <= style.lengths[1] and style.alphabet
+    by_venv: dict[str, set] = {}
+    for style in STYLES.values():  # one venv, one set of requirements: else each style would remake it
+        by_venv.setdefault(style.venv, set()).add(style.requirements)
+    assert all(len(r) == 1 for r in by_venv.values()), by_venv
 
 
 def test_the_benchmark_scores_every_model_and_writes_the_section(data_dir, tmp_path):

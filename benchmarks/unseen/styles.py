@@ -249,6 +249,7 @@ def _randcaptcha() -> Draw:
 
 PILLOW = "pillow==13.0.0"
 PILLOW_9 = "pillow==9.5.0"  # for packages that call font.getsize, removed in Pillow 10
+BETTER = ("bettercaptcha==1.0.2", PILLOW_9, "numpy==2.4.6")  # numpy: its distortion option
 
 STYLES: dict[str, Style] = {s.name: s for s in [
     Style("claptcha", "claptcha", "claptcha", ("claptcha==0.3.3", PILLOW_9), {"noise": 0.0, "size": [200, 80]},
@@ -287,10 +288,10 @@ STYLES: dict[str, Style] = {s.name: s for s in [
           "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ", (6, 6), ("the package's own fonts/ (Roboto Mono)",),
           _flask({"CAPTCHA_DIGITS": True, "BACKGROUND_COLOR": (230, 230, 210), "TEXT_COLOR": (40, 60, 160),
                   "CAPTCHA_IMG_FORMAT": "PNG"})),
-    Style("bettercaptcha", "bettercaptcha", "better", ("bettercaptcha==1.0.2", PILLOW_9),
+    Style("bettercaptcha", "bettercaptcha", "better", BETTER,
           {"font_size": 24, "settings": "none: plain black text on white"},
           ALNUM, (12, 12), ("dejavu/DejaVuSans.ttf",), _better(), system_packages=("fonts-dejavu-core",)),
-    Style("bettercaptcha-noisy", "bettercaptcha", "better", ("bettercaptcha==1.0.2", PILLOW_9, "numpy==2.4.6"),
+    Style("bettercaptcha-noisy", "bettercaptcha", "better", BETTER,
           {"font_size": 24, "color": [30, 60, 200], "background": "color", "distortion": True, "lines": 4, "points": 20},
           ALNUM, (12, 12), ("dejavu/DejaVuSans.ttf",),
           _better(color=(30, 60, 200), background="color", distortion=True, lines=4, points=20),
