@@ -6,8 +6,9 @@ the venv first); it needs only the standard library, Pillow and the generator pa
     .venv-unseen-wheezy/bin/python -m benchmarks.unseen.draw wheezy benchmarks/data/unseen/wheezy --count 500
 
 The folder appears whole or not at all (written to a temporary folder, then renamed). Both the
-labels we choose and the global ``random`` most generators draw from are seeded, so a set is
-repeatable where the generator uses ``random``.
+labels we choose and the global ``random`` the generators draw from are seeded, and ``sets.py``
+fixes ``PYTHONHASHSEED`` (flask-simple-captcha picks from a set of characters), so every set is
+drawn the same on every run.
 """
 
 from __future__ import annotations
