@@ -14,7 +14,10 @@ CAPTION = 16
 
 def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, str]]]]) -> Image.Image:
     """One row per ``(title, [(image, label), ...])``; labels under the images, titles on the left."""
-    font = ImageFont.load_default(size=12)
+    try:  # DejaVu draws the arithmetic symbols (x, ÷) in the captions; Pillow's own font does not
+        font = ImageFont.truetype("DejaVuSans.ttf", 12)
+    except OSError:
+        font = ImageFont.load_default(size=12)
     title_width = 110
     columns = max(len(items) for _, items in rows)
     cell_w, cell_h = CELL[0] + 8, CELL[1] + CAPTION + 8
