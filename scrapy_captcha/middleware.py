@@ -58,15 +58,12 @@ Order: PRIORITY (585) puts the middleware after HttpCompressionMiddleware (590),
 redirect chains with the session cookies stored; before MetaRefreshMiddleware (580), so a captcha
 page that also meta-refreshes (to itself) is solved instead of becoming a duplicate request that
 the dupefilter drops; and before RetryMiddleware (550), so a captcha served with 429 or 503 is
-solved rather than retried blindly. Its own sub-requests (image, answer, page again) go through
-``engine.download_async`` and therefore through every downloader middleware (cookies, proxies,
-redirects) but not through the scheduler, carry the ``cookiejar`` of the request that met the
-captcha, and use a download slot of their own (the page's slot name + "~captcha"), so they never
-queue behind the crawl's requests nor wait for the slot that request still holds
-(CONCURRENT_REQUESTS_PER_DOMAIN = 1 works). The image and the answer are never retried by
-RetryMiddleware (``dont_retry``: an answer is sent once; a failed image costs an attempt and a
-fresh captcha) and never follow a meta refresh; every redirect hop of theirs is checked against
-the URL policy again.
+solved rather than retried blindly. Its own requests (image, answer, page again; see
+scrapy_captcha.subrequests) go through every downloader middleware but not the scheduler, in the
+session and a download slot of their own (CONCURRENT_REQUESTS_PER_DOMAIN = 1 works). The image
+and the answer go only where scrapy_captcha.policy allows (every redirect hop checked again), are
+never retried (an answer is sent once; a failed image costs an attempt and a fresh captcha) and
+never follow a meta refresh.
 
 Sessions: one solving round at a time per (site, cookiejar) (see scrapy_captcha.sessions).
 Requests of that session that meet the captcha meanwhile wait for the round, then fetch their
@@ -81,11 +78,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable
-from urllib.parse import urlsplit
 
 from form2request import form2request
 from scrapy import Request
@@ -101,8 +96,9 @@ from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, InvalidImageError, load_image
-from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url, referer_for
+from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url
 from .sessions import Session, not_counted, original_url, session_key
+from .subrequests import POLICY_KEY, SUBREQUEST_KEY, captcha_request, page_again, set_referer
 from .settings import CaptchaSettings, read_settings
 from .solver import Solver
 
@@ -126,20 +122,8 @@ logger = logging.getLogger(__name__)
 PRIORITY = 585
 STATS_PREFIX = "captcha"
 
-#: Marks the middleware's own sub-requests, which it must not intercept.
-SUBREQUEST_KEY = "_captcha_subrequest"
-#: On image and answer sub-requests: (captcha page URL, kind, URL the spider asked for), to check
-#: their redirect hops against the URL policy.
-POLICY_KEY = "_captcha_policy"
 #: How many solving rounds of its session had finished when a request was sent.
 ROUND_KEY = "_captcha_round"
-#: Meta keys a sub-request shares with the request that met the captcha: they define the session.
-SESSION_META = ("cookiejar", "proxy", "bindaddress", "download_timeout")
-SESSION_HEADERS = ("User-Agent", "Accept-Language")
-#: Sub-requests use the page's download slot name plus this suffix.
-SLOT_SUFFIX = "~captcha"
-#: Meta keys that belong to one download and are not carried over when re-fetching a page.
-_PER_DOWNLOAD_META = re.compile(r"^(redirect_|retry_times$|download_latency$|download_slot$|_captcha)")
 
 
 # -- reading answers ----------------------------------------------------------------------------
@@ -177,21 +161,6 @@ def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes, max_byte
 
 def _same_page(url: str, other: str) -> bool:
     return canonicalize_url(url) == canonicalize_url(other)
-
-
-async def _round_end(session: Session) -> None:
-    """Wait until the round in progress (if any) has ended."""
-    await maybe_deferred_to_future(session.lock.acquire())
-    session.lock.release()
-
-
-def _set_referer(request: Request, page_url: str) -> None:
-    """The Referer the URL policy allows (the page, its origin, or none)."""
-    referer = referer_for(request.url, page_url)
-    if referer is None:
-        request.headers.pop("Referer", None)
-    else:
-        request.headers["Referer"] = referer
 
 
 def _summary(reasons: list[str]) -> str:
@@ -253,7 +222,7 @@ class CaptchaMiddleware:
 
     async def _after_round(self, request: Request, session: Session) -> None:
         with not_counted(self.crawler, request):
-            await _round_end(session)
+            await session.round_end()
         if session.last_failure is not None and not self.config.pass_failed:
             raise self._failed_with_round(request, session.last_failure)
         request.meta[ROUND_KEY] = session.rounds
@@ -328,7 +297,7 @@ class CaptchaMiddleware:
         while True:
             if session.lock.locked:
                 with not_counted(self.crawler, request):
-                    await _round_end(session)
+                    await session.round_end()
             if session.rounds == seen:
                 break
             # A round ended since this request was sent: its outcome is this request's too.
@@ -468,14 +437,6 @@ class CaptchaMiddleware:
         asked = [*request.meta.get("redirect_urls", ()), request.url]
         return any(_same_page(page.url, candidate) for candidate in asked)
 
-    @staticmethod
-    def _sub_request_slot(request: Request) -> str:
-        """A download slot of its own for the captcha conversation, next to the page's slot, so
-        that sub-requests never queue behind the crawl's requests (nor wait for the slot that the
-        request which met the captcha still holds)."""
-        page_slot = request.meta.get("download_slot") or urlsplit(request.url).hostname or ""
-        return f"{page_slot}{SLOT_SUFFIX}"
-
     def _refusal(self, url: str, page_url: str, kind: str) -> str | None:
         """Why the URL policy refuses a ``kind`` sub-request to ``url`` (``None``: allowed)."""
         allowed_domains = getattr(self.crawler.spider, "allowed_domains", None) or ()
@@ -487,20 +448,7 @@ class CaptchaMiddleware:
         if reason is not None:
             self._inc("policy_refused")
             raise CaptchaPolicyError(original_url(request), reason)
-        meta = {key: request.meta[key] for key in SESSION_META if key in request.meta}
-        meta.update({
-            SUBREQUEST_KEY: True,
-            POLICY_KEY: (page_url, kind, original_url(request)),
-            "allow_offsite": True,  # the URL policy above (and on every redirect hop) decides instead
-            "dont_retry": True,
-            "download_slot": self._sub_request_slot(request),
-        })
-        sub = Request(url, meta=meta, dont_filter=True, **kwargs)
-        for name in SESSION_HEADERS:
-            if name in request.headers:
-                sub.headers[name] = request.headers[name]
-        _set_referer(sub, page_url)
-        return sub
+        return captcha_request(request, url, page_url, kind, **kwargs)
 
     def _check_redirect_hop(self, hop: Request) -> None:
         """A redirect of an image or answer request must obey the URL policy too (nothing is sent otherwise)."""
@@ -509,19 +457,12 @@ class CaptchaMiddleware:
         if reason is not None:
             self._inc("policy_refused")
             raise CaptchaPolicyError(url, f"redirected from {describe_url(hop.meta['redirect_urls'][0])}: {reason}")
-        _set_referer(hop, page_url)
+        set_referer(hop, page_url)
 
     async def _fetch_again(self, request: Request) -> tuple[Response, CaptchaForm | None]:
         """Fetch the page ``request`` asked for once more, in its session."""
-        meta = {key: value for key, value in request.meta.items() if not _PER_DOWNLOAD_META.match(key)}
-        meta.update({SUBREQUEST_KEY: True, "download_slot": self._sub_request_slot(request)})
-        if "redirect_urls" in request.meta:
-            again = request.replace(url=original_url(request), method="GET", body=b"", meta=meta, dont_filter=True)
-            again.headers.pop("Content-Type", None)
-        else:
-            again = request.replace(meta=meta, dont_filter=True)
         try:
-            page = await self._download(again)
+            page = await self._download(page_again(request))
         except Exception as exc:
             raise CaptchaError(original_url(request), f"fetching the page again failed: {exc!r}") from exc
         return page, await self._find(page, request.meta)

@@ -153,4 +153,4 @@ def data_uri_size(uri: str) -> int:
     comma = uri.find(",")
     payload = len(uri) - comma - 1 if comma >= 0 else len(uri)
     header = uri[:comma].lower() if comma >= 0 else ""
-    return payload * 3 // 4 + 3 if header.endswith(";base64") else payload
+    return payload * 3 // 4 if header.endswith(";base64") else payload

@@ -16,6 +16,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import DeferredLock
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ class Session:
         self.lock = DeferredLock()
         self.rounds = 0  # rounds finished (passed or not)
         self.last_failure: CaptchaError | None = None  # None: the last round passed (or none ran)
+
+    async def round_end(self) -> None:
+        """Wait until the round in progress (if any) has ended."""
+        await maybe_deferred_to_future(self.lock.acquire())
+        self.lock.release()
 
     def ended(self, failure: CaptchaError | None) -> None:
         """Record the outcome of the round that just ended."""

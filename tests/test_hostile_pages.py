@@ -123,6 +123,8 @@ BROKEN = [
      CaptchaImageError, "900,000,000 pixels, over the cap of 4,000,000"),
     ("image-over-max-bytes", {"image_reply": (200, {"Content-Type": "image/png"}, b"root:x:0:0:" + bytes(300_000))},
      {"CAPTCHA_MAX_IMAGE_BYTES": 100_000}, CaptchaImageError, "CAPTCHA_MAX_IMAGE_BYTES"),
+    ("data-uri-image-over-max-bytes", {"image": "data:image/png;base64," + "A" * 200_000},
+     {"CAPTCHA_MAX_IMAGE_BYTES": 100_000}, CaptchaImageError, "data: URI image holds over CAPTCHA_MAX_IMAGE_BYTES"),
     ("image-over-max-pixels", {"image_reply": (200, {"Content-Type": "image/png"}, png(400, 300))},
      {"CAPTCHA_MAX_IMAGE_PIXELS": 100_000}, CaptchaImageError, "over the cap of 100,000 pixels"),
     ("black-image-not-answered", {"image_reply": (200, {"Content-Type": "image/png"}, png(160, 60, colour=0))}, {},
