@@ -29,6 +29,7 @@ from scrapy_captcha.weights import load_weights, save_weights
 from trainer import cli
 from trainer.data import DataError, scan_folder
 from trainer.generate import GeneratorSpec, generate_dataset
+from trainer.render import GENERALIST_ALPHABET
 
 COUNT = 200
 FAST = ["--workers", "0", "--no-progress", "--seed", "0"]
@@ -334,6 +335,64 @@ def test_training_on_the_synthetic_stream(tmp_path, capsys):
     assert [h["step"] for h in history] == [2, 4]
     assert all(h["count"] == 10 for h in history)
     assert_png(out / "predictions.png")
+
+
+GENERALIST = ["--style", "generalist", "--alphabet", "generalist", "--length", "1-12", "--max-length", "12",
+              "--resize", "height", "--input-height", "40", "--hidden", "32", "--batch-size", "8", "--val-size", "12"]
+
+
+def test_the_generalist_path_trains_resumes_and_reads_any_width(tmp_path, capsys):
+    """Our renderer's mix, variable widths at a fixed height, a curriculum, then --resume."""
+    out = tmp_path / "generalist"
+    code, stdout, _ = train(capsys, "--out", str(out), *GENERALIST, "--curriculum", "0.2:0.5", "--epochs", "2",
+                            "--steps-per-epoch", "2")
+    assert code == 0, stdout
+    weights = load_weights(out / "weights.pt")
+    assert (weights.config.resize, weights.config.height, weights.config.max_length) == ("height", 40, 12)
+    saved = metrics(out)["config"]
+    assert saved["curriculum"] == [0.2, 0.5] and saved["synthetic"]["style"] == "generalist"
+    solver = Solver(weights)
+    wide, narrow = Image.new("RGB", (600, 60), "white"), Image.new("RGB", (70, 30), "white")
+    assert len(solver.solve_batch([wide, narrow])) == 2  # any size, no squashing
+    code, stdout, _ = train(capsys, "--out", str(out), *GENERALIST, "--curriculum", "0.2:0.5", "--epochs", "3",
+                            "--steps-per-epoch", "2", "--resume")
+    assert code == 0 and "resumed at step 4" in stdout
+    assert [h["step"] for h in metrics(out)["history"]] == [2, 4, 6]
+
+
+def test_the_curriculum_rises_from_start_to_one_over_the_ramp():
+    from trainer.data import Curriculum
+
+    curriculum = Curriculum(start=0.2, ramp=0.5, total_images=1000)
+    assert [round(curriculum.difficulty(n), 3) for n in (0, 250, 500, 900)] == [0.2, 0.6, 1.0, 1.0]
+    resumed = Curriculum(start=0.2, ramp=0.5, total_images=1000, images_before=250)
+    assert resumed.difficulty(0) == curriculum.difficulty(250)
+    timed = Curriculum(start=0.0, ramp=1.0, total_images=10**9, max_seconds=100, started_at=time.time() - 50)
+    assert 0.49 < timed.difficulty(0) < 0.6  # half the time budget spent: half way
+    with pytest.raises(ValueError, match="curriculum"):
+        Curriculum(start=0.2, ramp=0.0)
+
+
+def test_the_stream_groups_similar_widths_into_a_batch():
+    from trainer.data import SyntheticStream
+
+    config = ModelConfig(alphabet=GENERALIST_ALPHABET, height=32, resize="height", max_length=12)
+    spec = GeneratorSpec(style="styled", alphabet=GENERALIST_ALPHABET, lengths=(1, 12))
+    stream = iter(SyntheticStream(spec, config, seed=0, batch_size=8, pool_batches=4))
+    batches = [[next(stream)[0].shape[-1] for _ in range(8)] for _ in range(8)]
+    spread = [max(b) - min(b) for b in batches]
+    widths = sorted(w for b in batches for w in b)
+    # sorted runs: a batch spans far less than the whole range of widths drawn
+    assert max(spread) < widths[-1] - widths[0]
+    assert sum(spread) < 0.5 * len(batches) * (widths[-1] - widths[0])
+
+
+def test_bad_training_options_are_named(capsys):
+    for args, words in [(["--curriculum", "2:0.5"], "START:RAMP"), (["--style", "fancy"], "unknown renderer family"),
+                        (["--difficulty", "1.5"], "between 0 and 1")]:
+        with pytest.raises(SystemExit):
+            cli.main(["train", *args])
+        assert words in capsys.readouterr().err
 
 
 def test_data_parallel_training_with_torchrun(small, tmp_path):
