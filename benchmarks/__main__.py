@@ -25,7 +25,7 @@ from . import crawl, training
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "unseen", "ddddocr")
+SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "worker", "unseen", "ddddocr")
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,13 @@ def memory_all(contenders: list[Any], folder: Path, images: int) -> dict[str, An
     return result
 
 
+def worker_all(folder: Path, images: list[bytes], quick: bool) -> dict[str, Any]:
+    """The light crawl worker (issue 11): onnx solver, torch solver and ddddocr (benchmarks/worker.py)."""
+    from . import worker
+
+    return worker.run_all(folder, images, quick)
+
+
 def unseen_all(contenders: dict[str, Any], folder: Path, count: int, argv: list[str]) -> dict[str, Any]:
     """The bundled model and ddddocr on captchas drawn by other packages (benchmarks/unseen/)."""
     from .unseen.__main__ import section
@@ -276,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     run.section("recognition", lambda: recognise_all(contenders, test))
     run.section("speed", lambda: speed_all(head_to_head, test.images, profile))
     run.section("memory", lambda: memory_all(head_to_head, folder, profile.memory_images))
+    run.section("worker", lambda: worker_all(folder, test.images, args.quick))
     run.section("crawl", lambda: {"plan": crawl.plan_dict(profile.crawl), "runs": crawl.run_plan(profile.crawl)})
     unseen_dir = args.data_dir / ("unseen-quick" if args.quick else "unseen")
     run.section("unseen", lambda: unseen_all(contenders, unseen_dir, profile.unseen_count, argv))

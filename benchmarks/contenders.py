@@ -26,7 +26,7 @@ class TorchContender:
 
     def __init__(self, key: str, label: str, weights: Path):
         self.key, self.label, self.path = key, label, Path(weights)
-        self.solver = Solver.from_path(self.path)
+        self.solver = Solver.from_path(self.path, backend="torch")  # the torch solver; benchmarks/worker.py has the onnx one
         self.arch = self.solver.config.arch
         self.parameters = count_parameters(self.solver.model)
 

@@ -257,7 +257,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         readme_table(results),
     ]
     for title, render in (("Goals", _goals), ("Recognition", _recognition), ("Inference speed", _speed),
-                          ("Peak memory", _memory), ("Training cost", _training), ("Crawl", _crawl),
+                          ("Peak memory", _memory), ("Light crawl worker", _worker), ("Training cost", _training), ("Crawl", _crawl),
                           ("Unseen styles", _unseen)):
         body = render(results)
         if body:
@@ -423,6 +423,12 @@ def readme_block(text: str) -> str | None:
     if start < 0 or end < start:
         return None
     return text[start + len(README_START):end].strip("\n") + "\n"
+
+
+def _worker(results: dict[str, Any]) -> str:
+    from .worker import worker_table
+
+    return worker_table(results["worker"]) if "worker" in results else ""
 
 
 def _unseen(results: dict[str, Any]) -> str:

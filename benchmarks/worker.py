@@ -291,7 +291,8 @@ def worker_table(result: dict[str, Any]) -> str:
     torch_crawl = crawl.get("torch (.venv)", {})
     lines.append(f"| peak RSS, crawl worker solving {plain.get('solved', '?')} / {torch_crawl.get('solved', '?')} captchas "
                  f"| {_mib(plain.get('peak_rss_mib'))} | {_mib(torch_crawl.get('peak_rss_mib'))} | - | <= 150 MiB |")
-    lines.append("| peak RSS, Scrapy imported + model + 100 images solved | "
+    solved = next((p.get("solved") for p in process.values()), "?")
+    lines.append(f"| peak RSS, Scrapy imported + model + {solved} images solved | "
                  + " | ".join(_mib(process.get(k, {}).get("peak_rss_mib")) for k in ("onnx", "torch", "ddddocr")) + " | <= 150 MiB |")
     latency = result.get("latency", {})
     ms = {k: latency.get(k, {}).get("median_ms") for k in ("onnx-solver", "torch-solver", "ddddocr")}

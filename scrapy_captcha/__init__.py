@@ -5,7 +5,7 @@ from .image import ImageTooLargeError, InvalidImageError, pad_batch, to_array, t
 from .config import ModelConfig
 from .solver import Solver
 from .weights import BUNDLED_WEIGHTS, Weights, WeightsError, load_weights, save_weights
-from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaSettingsError, CaptchaUnsolved
+from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaSettingsError, CaptchaUnsolved
 
 # The Scrapy side is imported on first use, so the trainer's worker processes never load Scrapy;
 # torch (build_model) too, so the runtime works without it.
@@ -30,6 +30,7 @@ __all__ = [
     "CaptchaFormError",
     "CaptchaImageError",
     "CaptchaMiddleware",
+    "CaptchaPolicyError",
     "CaptchaSettingsError",
     "CaptchaUnsolved",
     "Codec",

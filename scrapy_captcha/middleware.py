@@ -40,8 +40,8 @@ CAPTCHA_MAX_IMAGE_PIXELS - an image declaring more pixels is refused before deco
 
 Request.meta keys: "captcha_skip" (True: leave this request alone), "captcha_form_selector",
 "captcha_image_selector", "captcha_field" (per-request selectors), "captcha_image" (True: the
-response is a captcha image; its answer and confidence go to meta["captcha_answer"] and
-meta["captcha_confidence"]).
+response is a captcha image, downloaded up to CAPTCHA_MAX_IMAGE_BYTES; its answer and confidence
+go to meta["captcha_answer"] and meta["captcha_confidence"]).
 
 Stats: captcha/detected, captcha/attempts, captcha/solved, captcha/solved_first_attempt,
 captcha/incorrect, captcha/form_refused (submissions the site answered with an HTTP error and no
@@ -208,7 +208,10 @@ class CaptchaMiddleware:
             if POLICY_KEY in meta and "redirect_urls" in meta:
                 self._check_redirect_hop(request)
             return None
-        if meta.get("captcha_skip") or meta.get("captcha_image"):
+        if meta.get("captcha_image"):
+            meta.setdefault("download_maxsize", self.config.max_image_bytes)
+            return None
+        if meta.get("captcha_skip"):
             return None
         if ROUND_KEY in meta and "redirect_urls" in meta:
             return None  # a redirect hop keeps the stamp of the request the spider sent
@@ -242,7 +245,7 @@ class CaptchaMiddleware:
         try:
             captcha = await self._find(response, meta)
         except ValueError as exc:  # a per-request selector that cannot be read
-            raise CaptchaFormError(response.url, str(exc)) from exc
+            raise CaptchaFormError(original_url(request), str(exc)) from exc
         if captcha is None:
             return response
         try:

@@ -236,3 +236,26 @@ def test_settings_defaults_for_the_caps_and_the_confidence_floor():
     assert config.max_image_bytes == 2 * 1024 * 1024 and config.max_image_pixels == 4_000_000
     assert config.min_confidence == 0.02
     assert config.allowed_hosts == (HostRule("cdn.example.com"), HostRule("img.example.org", 8443))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bad_per_request_selector_is_a_captcha_error_naming_the_page(servers):
+    site = servers(CaptchaSite())
+    outcome = await crawl([site.url + "/page/1"], meta=[{"captcha_form_selector": "form[action="}])
+    [error] = outcome.errors()
+    assert isinstance(error, CaptchaFormError) and "invalid captcha selector" in error.reason, repr(error)
+    assert error.url == site.url + "/page/1" and outcome.captcha("detected") == 0
+    assert site.hits_to("/image") == site.hits_to("/verify") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_image_mode_downloads_at_most_max_image_bytes(servers):
+    big = Server(routes={"/big.png": (200, {"Content-Type": "image/png"}, bytes(300_000)),
+                         "/small.png": (200, {"Content-Type": "image/png"}, captcha_png())})
+    site = servers(big)
+    outcome = await crawl([site.url + "/big.png", site.url + "/small.png"], {"CAPTCHA_MAX_IMAGE_BYTES": 100_000},
+                          meta=[{"captcha_image": True}, {"captcha_image": True}])
+    [page] = outcome.pages
+    assert page.url.endswith("/small.png") and page.meta["captcha_answer"]
+    [error] = outcome.errors()
+    assert "download max size (100000)" in str(error)  # Scrapy cancelled the download at the cap
