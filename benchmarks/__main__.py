@@ -2,9 +2,10 @@
 
 Sections, in order: the test set (drawn once, then reused), training under one wall-clock budget
 (the default CRNN recipe and the seed's VGG network), recognition on the test set, inference
-speed, peak memory, the crawl, and the unseen styles (captchas drawn by other packages, see
-``benchmarks/unseen/``). Results go to ``benchmarks/results.json`` and
-``benchmarks/results.md``, rewritten after every section. About 17 minutes on a 2-core CPU.
+speed, peak memory, the crawl, the unseen styles (captchas drawn by other packages, see
+``benchmarks/unseen/``) and hostile pages (``benchmarks/hostile.py``). Results go to
+``benchmarks/results.json`` and ``benchmarks/results.md``, rewritten after every section. About
+17 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import crawl, training
+from . import crawl, hostile, training
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "worker", "unseen", "ddddocr")
+SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "worker", "unseen", "hostile", "ddddocr")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Profile:
     batches: int = 5
     memory_images: int = 100
     unseen_count: int = 500  # images per held-out style (benchmarks/unseen/)
+    hostile: hostile.HostilePlan = field(default_factory=hostile.HostilePlan)
 
 
 QUICK = Profile(
@@ -52,6 +54,7 @@ QUICK = Profile(
     crawl=crawl.CrawlPlan(categories=2, items_per_category=6, page_size=3, solve_every=4,
                           concurrency=(("Scrapy defaults (16, 8 per domain)", 16, 8),), repeats=1),
     latency_calls=6, latency_rounds=2, warmup=1, batch_size=8, batches=1, memory_images=10, unseen_count=8,
+    hostile=hostile.QUICK,
 )
 
 
@@ -287,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     run.section("crawl", lambda: {"plan": crawl.plan_dict(profile.crawl), "runs": crawl.run_plan(profile.crawl)})
     unseen_dir = args.data_dir / ("unseen-quick" if args.quick else "unseen")
     run.section("unseen", lambda: unseen_all(contenders, unseen_dir, profile.unseen_count, argv))
+    run.section("hostile", lambda: hostile.run_all(profile.hostile))
 
     run.write()
     print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'} in {run.results['total_minutes']:.1f} min",

@@ -258,7 +258,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     for title, render in (("Goals", _goals), ("Recognition", _recognition), ("Inference speed", _speed),
                           ("Peak memory", _memory), ("Light crawl worker", _worker), ("Training cost", _training), ("Crawl", _crawl),
-                          ("Unseen styles", _unseen)):
+                          ("Unseen styles", _unseen), ("Hostile pages", _hostile)):
         body = render(results)
         if body:
             parts += [f"## {title}", "", body, ""]
@@ -423,6 +423,12 @@ def readme_block(text: str) -> str | None:
     if start < 0 or end < start:
         return None
     return text[start + len(README_START):end].strip("\n") + "\n"
+
+
+def _hostile(results: dict[str, Any]) -> str:
+    from .hostile import render
+
+    return render(results["hostile"]) if "hostile" in results else ""
 
 
 def _worker(results: dict[str, Any]) -> str:

@@ -41,9 +41,9 @@ __all__ = ["CaptchaForm", "MAX_FORMS", "MAX_IMAGES", "THREAD_PAGE_BYTES", "find_
 logger = logging.getLogger(__name__)
 
 #: Forms examined per page; a page with more stops there (a warning names it).
-MAX_FORMS = 200
+MAX_FORMS = 1000
 #: ``<img>`` elements scored per page; a page with more stops there (a warning names it).
-MAX_IMAGES = 2000
+MAX_IMAGES = 5000
 #: Pages at least this big are parsed in a thread by the middleware, off the reactor.
 THREAD_PAGE_BYTES = 64 * 1024
 
