@@ -400,11 +400,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "_lag":
         print(json.dumps(lag_in_process(args.target, args.before), default=str))
     elif args.what == "all":
+        from .machine import describe
+
         results = {"command": shell([sys.executable, "-m", "benchmarks.hostile", *(argv if argv is not None else sys.argv[1:])]),
-                   "quick": args.quick, **run_all(plan, args.before, tuple(p for p in args.parts.split(",") if p))}
+                   "machine": describe(), "quick": args.quick,
+                   **run_all(plan, args.before, tuple(p for p in args.parts.split(",") if p))}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "hostile.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        markdown = f"# Hostile pages\n\nCommand: `{results['command']}`\n\n{render(results)}\n"
+        machine = results["machine"]
+        markdown = (f"# Hostile pages\n\nCommand: `{results['command']}`  \nMachine: {machine['cpu']}, {machine['cores']} cores, "
+                    f"commit {machine['commit']}, {machine['date']}; load average (1, 5, 15 min) at the start: "
+                    f"{machine['load_average_at_start']}\n\n{render(results)}\n")
         (args.out / "hostile.md").write_text(markdown, encoding="utf-8")
         print(markdown)
     else:
