@@ -253,14 +253,13 @@ def run_all(test_folder: Path, images: Sequence[bytes], quick: bool = False) -> 
     result: dict[str, Any] = {}
     if PLAIN_VENV.exists():
         result["installed_plain"] = installed_size(PLAIN_VENV)
-    result["installed_trainer"] = installed_size(REPO / ".venv")
+    result["installed_trainer"] = installed_size(Path(sys.prefix))  # this interpreter's venv: .[trainer,test]
     count = 10 if quick else 100
     result["process"] = {kind: memory.measure(kind, test_folder, count, scrapy=True) for kind in ("onnx", "torch", "ddddocr")
                          if kind != "ddddocr" or load_ddddocr()[0] is not None}
     result["load_ms"] = {backend: model_load_ms(backend) for backend in ("onnx", "torch")}
     size = (1, 6) if quick else (4, 24)
-    workers = {"torch (.venv)": (REPO / ".venv" / "bin" / "python", "torch"),
-               "onnx (.venv)": (REPO / ".venv" / "bin" / "python", "onnx")}
+    workers = {"torch (.venv)": (Path(sys.executable), "torch"), "onnx (.venv)": (Path(sys.executable), "onnx")}
     if (PLAIN_VENV / "bin" / "python").exists():
         workers["onnx (plain install)"] = (PLAIN_VENV / "bin" / "python", "onnx")
     result["crawl_worker"] = {label: crawl_worker(python, backend, *size) for label, (python, backend) in workers.items()}

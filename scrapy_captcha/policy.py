@@ -6,7 +6,8 @@ sub-requests go only:
 - over ``http`` or ``https`` (a ``data:`` URI is allowed for an inline image: it is decoded, never
   fetched); ``file:``, ``ftp:``, ``javascript:``, ``mailto:``, ``data:`` form actions and malformed
   URLs are refused;
-- to the captcha page's own origin (scheme, host and port), to a host the spider's
+- to the captcha page's own origin (scheme, host and port) or its host upgraded to ``https`` on
+  the default port, to a host the spider's
   ``allowed_domains`` allows (that domain and its subdomains, any port and scheme: the rules of
   Scrapy's offsite middleware), or to a host listed in ``CAPTCHA_ALLOWED_HOSTS``
   (``"cdn.example.com"``: that host and its subdomains on any port; ``"cdn.example.com:8443"``:
@@ -122,7 +123,7 @@ def check_subrequest_url(
         page = ("", "", 0)
     if kind == ANSWER and page[0] == "https" and target[0] == "http":
         return f"the answer URL {shown} is plain http, but the captcha page is https"
-    if target == page:
+    if target == page or target == ("https", page[1], 443) and page[0] == "http":
         return None
     _, host, port = target
     if any(_in_domain(host, domain) for domain in allowed_domains if domain):

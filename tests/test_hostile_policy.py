@@ -26,6 +26,8 @@ CDN = parse_allowed_hosts(["img.cdn.example.net", "static.example.org:8443"])
     ("http://shop.example.com/verify", ANSWER, (), False),  # https page, plain http answer
     ("http://shop.example.com/image", IMAGE, (), False),  # another origin (scheme) and no rule for it
     ("https://shop.example.com:8443/verify", ANSWER, (), False),  # same host, another port
+    ("https://plain.example.com/verify", ANSWER, (), True),  # http page: its host upgraded to https
+    ("https://plain.example.com:8443/verify", ANSWER, (), False),  # ... on the default port only
     ("https://evil.example/verify", ANSWER, (), False),
     ("https://shop.example.com.evil.example/verify", ANSWER, ("example.com",), False),  # not a subdomain
     ("https://www.example.com/verify", ANSWER, ("example.com",), True),  # allowed_domains: subdomains
@@ -47,7 +49,8 @@ CDN = parse_allowed_hosts(["img.cdn.example.net", "static.example.org:8443"])
     ("https:///verify", ANSWER, (), False),  # no host
 ])
 def test_check_subrequest_url(url, kind, domains, allowed):
-    reason = check_subrequest_url(url, PAGE, kind, domains, CDN)
+    page = "http://plain.example.com/captcha" if "plain.example.com" in url else PAGE
+    reason = check_subrequest_url(url, page, kind, domains, CDN)
     assert (reason is None) == allowed, reason
     if reason is not None:
         assert kind in reason and (describe_url(url) in reason or "data:" in reason)
