@@ -84,3 +84,23 @@ async def test_other_sessions_pages_arrive_while_a_round_is_stuck(servers):
     assert sorted(page.url for page in outcome.pages) == sorted(urls[8:])
     assert len(outcome.failures) == 8 and outcome.captcha("detected") == 1
     assert_counted(outcome)
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_pass_failed_the_waiting_requests_get_their_page_and_the_reason(servers):
+    def hang(hit: Hit):
+        threading.Event().wait(3)
+        return 404, {}, b"too late"
+
+    stuck = servers(CaptchaSite(image_reply=hang))
+    urls = [f"{stuck.url}/page/{n}" for n in range(8)]
+    outcome = await crawl(urls, {"DOWNLOAD_TIMEOUT": 1, "CAPTCHA_MAX_ATTEMPTS": 1, "CONCURRENT_REQUESTS": 4,
+                                 "CAPTCHA_PASS_FAILED": True})
+    assert not outcome.failures
+    assert sorted(page.url for page in outcome.pages) == sorted(urls)
+    assert all(page.css("#captcha-image") and page.meta["captcha_failed"] for page in outcome.pages)
+    # Requests held before they were sent go on after a failed round and may start one more round
+    # together; requests that met the captcha during a round share its failure.
+    assert 1 <= outcome.captcha("detected") <= 2 and len(stuck.hits_to("/image")) == outcome.captcha("detected")
+    assert outcome.captcha("failed_with_round") == 8 - outcome.captcha("detected")
+    assert_counted(outcome)
