@@ -4,9 +4,10 @@ One path for every backend: :func:`~scrapy_captcha.image.to_array` preprocesses,
 (:mod:`scrapy_captcha.backends`) runs the model, :mod:`scrapy_captcha.codec` or the answer rules
 decode. With ``batch_window`` > 0, images that several threads submit at about the same time (a
 crawl whose sessions meet captchas at once) share one forward pass. ``batch_window=None`` turns
-this on only where batches pay: on a GPU. On the CPU, onnxruntime on one thread takes as long per
-image at batch 2 as at batch 1 and about 1.7 times as long from batch 4 up (``benchmarks/worker.py``),
-so there each solve runs as it comes, in parallel with the others.
+this on only where batches pay: on a GPU. On the CPU, onnxruntime on one thread spends no less
+time per image in a batch than alone (``batch_cost`` in ``benchmarks/worker.py``: 1.1 ms at batch 1,
+1.1 to 2.8 ms per image at batches 2 to 16), so there each solve runs as it comes, in parallel
+with the others.
 """
 
 from __future__ import annotations
