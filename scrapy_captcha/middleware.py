@@ -226,9 +226,12 @@ class CaptchaMiddleware:
     async def _after_round(self, request: Request, session: Session) -> None:
         with not_counted(self.crawler, request):
             await session.round_end()
-        if session.last_failure is not None and not self.config.pass_failed:
+        if session.last_failure is None:
+            request.meta[ROUND_KEY] = session.rounds
+        elif not self.config.pass_failed:
             raise self._failed_with_round(request, session.last_failure)
-        request.meta[ROUND_KEY] = session.rounds
+        else:  # sent for its page, as if before that round: a captcha shares its failure, no new round
+            request.meta[ROUND_KEY] = session.rounds - 1
 
     async def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
         meta = request.meta
