@@ -106,7 +106,9 @@ def measure_stuck(sessions: int, items: int, repeats: int, timeout: float = 300)
     without, with_ = median("without"), median("with")
     return {"runs": runs, "other_sessions_seconds_without": without, "other_sessions_seconds_with": with_,
             "ratio": with_ / without if with_ and without else None,
-            "all_other_pages_reached": all(r["other_pages"] == r["expected_other_pages"] for rs in runs.values() for r in rs)}
+            "all_other_pages_reached": all(r["other_pages"] == r["expected_other_pages"] for rs in runs.values() for r in rs),
+            "other_pages_reached": {key: [r["other_pages"] for r in rs] for key, rs in runs.items()},
+            "crawl_seconds": {key: statistics.median(r["elapsed_seconds"] for r in rs) for key, rs in runs.items()}}
 
 
 def crawl_sessions(url: str, sessions: int, items: int) -> dict[str, Any]:
@@ -130,6 +132,7 @@ def crawl_sessions(url: str, sessions: int, items: int) -> dict[str, Any]:
 
         def failed(self, failure):
             self.crawler.stats.inc_value("hostile/failed")
+            self.crawler.stats.inc_value(f"hostile/failed/{failure.type.__name__}")
 
     settings = Settings()
     settings.setmodule("example_project.catalog.settings", priority="project")
@@ -143,6 +146,7 @@ def crawl_sessions(url: str, sessions: int, items: int) -> dict[str, Any]:
     stats = crawler.stats.get_stats()
     return {"elapsed_seconds": stats.get("elapsed_time_seconds"), "pages": stats.get("hostile/pages", 0),
             "failed": stats.get("hostile/failed", 0),
+            "failures": {key.rsplit("/", 1)[1]: value for key, value in stats.items() if key.startswith("hostile/failed/")},
             "captcha": {key.split("/", 1)[1]: value for key, value in stats.items() if key.startswith("captcha/")}}
 
 
