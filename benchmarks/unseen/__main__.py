@@ -2,7 +2,9 @@
 
 Draws any missing held-out set (``benchmarks/unseen/sets.py``), scores the bundled model, ddddocr
 (where installed) and every ``--weights`` file on each, and puts the section into
-``results.json``/``results.md`` in ``--out`` beside the other sections' figures, which it keeps.
+``results.json``/``results.md`` in ``--out`` beside the other sections' figures, which it keeps
+(the section itself is replaced: measure candidates with ``--out`` elsewhere, as below, so the
+README's table keeps the full run).
 
     nice -n 10 python -m benchmarks.unseen                               # all styles, 500 images each
     python -m benchmarks.unseen --weights runs/generalist/weights.pt --skip-ddddocr --out /tmp/cmp
