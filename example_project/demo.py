@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from scrapy import signals
 from scrapy.crawler import AsyncCrawlerProcess, Crawler
@@ -163,6 +163,8 @@ class Round:
     crawl_seconds: float
     adapt_seconds: float | None = None
     held_out: str = ""
+    crawl_cpu_seconds: float = 0.0  # CPU time of this process (all threads) during the step
+    adapt_cpu_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -174,8 +176,12 @@ class Round:
                 f"({100 * self.rate:5.1f}%), {self.given_up:3d} given up; crawl {self.crawl_seconds:5.1f} s{adapt}")
 
 
-def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path) -> list[Round]:
-    """Crawl with recording on, adapt on the folder, crawl again with the new weights; ``args.rounds`` times."""
+def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
+               before_adapt: Callable[[int, Path], None] | None = None) -> list[Round]:
+    """Crawl with recording on, adapt on the folder, crawl again with the new weights; ``args.rounds`` times.
+
+    ``before_adapt(round, folder)`` runs before each adapt (``benchmarks/adapt.py`` adds hand labels there).
+    """
     from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
     from twisted.internet.defer import Deferred
     from twisted.internet.threads import deferToThread
@@ -198,19 +204,22 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path) -> list[R
             if weights is not None:
                 settings.set("CAPTCHA_WEIGHTS", str(weights), priority="cmdline")
             crawler = Crawler(CatalogSpider, settings)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             pending = process.crawl(crawler)
             await (maybe_deferred_to_future(pending) if isinstance(pending, Deferred) else pending)
             stats = crawler.stats.get_stats()
             row = Round(number, "bundled" if weights is None else f"round-{number - 1}", stats.get("captcha/detected", 0),
-                        stats.get("captcha/solved_first_attempt", 0), stats.get("captcha/gave_up", 0), time.perf_counter() - started)
+                        stats.get("captcha/solved_first_attempt", 0), stats.get("captcha/gave_up", 0), time.perf_counter() - started,
+                        crawl_cpu_seconds=time.process_time() - cpu)
             if number <= args.rounds:
                 run = folder.parent / f"{folder.name}-runs" / f"round-{number}"
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
+                if before_adapt is not None:
+                    await maybe_deferred_to_future(deferToThread(before_adapt, number, folder))
                 final = await maybe_deferred_to_future(deferToThread(adapt, AdaptConfig(
                     folder=str(folder), out=str(run), weights=str(weights) if weights else None,
                     steps=args.adapt_steps, progress=False)))
-                row.adapt_seconds = time.perf_counter() - started
+                row.adapt_seconds, row.adapt_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
                 if final.get("after") and final.get("before"):
                     row.held_out = f" (held-out {final['before']['sequence_accuracy']:.2f} -> {final['after']['sequence_accuracy']:.2f})"
                 weights = run / "weights.pt"

@@ -1,0 +1,192 @@
+"""``python -m benchmarks.adapt``: the rounds curve of crawl -> record -> adapt (issue 9's goals).
+
+Scenarios, each in its own process (one Twisted reactor per process), each on a real site on
+127.0.0.1 crawled by the example project with scrapy-captcha, recording into a fresh folder:
+
+* ``loop:<style>``: no hand labels. Crawl with the bundled model, adapt on the recording, crawl
+  again with the adapted weights, ``--rounds`` times (goal: from >= 10% to >= 95% accepted on
+  the first try within 3 rounds, <= 20 CPU minutes in all).
+* ``hand:<style>``: one crawl with the bundled model, then ``--hand-labels`` of the recorded
+  images labelled by hand (simulated: the site's true text, written with
+  :func:`trainer.label.write_hand_label`, the labelling page's own writer), one adapt, one crawl
+  (goal: >= 90% from a start below 10%).
+
+``<style>`` is a demo site style the bundled model was not trained on (``ribbon``, ``night``:
+``example_project/demo_styles.py``) or ``pool-<name>``: images that another captcha package drew
+(``benchmarks/unseen``, in its own venv), served by the demo site in a random order, each once.
+
+Rates are captchas accepted on the first try / captchas met, on fresh images of each crawl. CPU
+seconds are this process's (all threads) per step; the machine is shared, so wall times vary.
+
+    nice -n 10 python -m benchmarks.adapt --scenario loop:ribbon --scenario hand:night --out benchmarks/adapt-results
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def draw_pool(name: str, count: int, seed: int, folder: Path) -> Path:
+    """Images of another captcha package, drawn in its own venv by ``benchmarks.unseen.draw``."""
+    from .unseen.styles import STYLES
+
+    style = STYLES[name]
+    python = HERE / f".venv-unseen-{style.venv}" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"{python} is missing: make the unseen venvs first (python -m benchmarks.unseen.sets)")
+    if not folder.exists():
+        subprocess.run([str(python), "-m", "benchmarks.unseen.draw", name, str(folder), "--count", str(count), "--seed", str(seed)],
+                       cwd=HERE, check=True)
+    return folder
+
+
+def make_site(style: str, pool: Path | None, categories: int, items: int):
+    """The demo site, with the style or pool of images, logging the true text of every image it draws."""
+    from example_project.demo_site import DemoSite, SiteOptions
+
+    class BenchmarkSite(DemoSite):
+        def __init__(self, options: SiteOptions):
+            super().__init__(options)
+            self.truth: dict[str, str] = {}  # sha1 of the image -> its text
+            self.pool = sorted(pool.glob("*.png")) if pool else []
+            random.Random(0).shuffle(self.pool)
+
+        def draw_captcha(self, session) -> bytes:
+            if not self.pool:
+                png = super().draw_captcha(session)
+                self.truth[hashlib.sha1(png).hexdigest()] = session.answer
+                return png
+            with self._lock:
+                if not self.pool:
+                    raise RuntimeError("the image pool ran out: draw a bigger one")
+                path = self.pool.pop()
+                text = path.stem.split("-", 1)[1]
+                session.answer = text
+                self.stats["images"] += 1
+            png = path.read_bytes()
+            self.truth[hashlib.sha1(png).hexdigest()] = text
+            return png
+
+    options = SiteOptions(categories=categories, items_per_category=items, solve_every=1,
+                          style=style if not pool else "captcha")
+    return BenchmarkSite(options)
+
+
+def hand_labeller(site, count: int, seed: int):
+    """Label ``count`` recorded images without a known answer by the site's true text, as the page would."""
+    from scrapy_captcha.recording import ACCEPTED, read_attempts
+    from trainer.label import write_hand_label
+
+    def label(round_number: int, folder: Path) -> None:
+        if round_number != 1:
+            return
+        candidates = [a for a in read_attempts(folder) if a.verdict != ACCEPTED]
+        random.Random(seed).shuffle(candidates)
+        done = 0
+        for attempt in candidates:
+            text = site.truth.get(hashlib.sha1((folder / attempt.file).read_bytes()).hexdigest())
+            if text is None:
+                continue
+            write_hand_label(folder, attempt.file, text)
+            done += 1
+            if done == count:
+                break
+        print(f"  hand-labelled {done} images", flush=True)
+
+    return label
+
+
+def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
+    """One scenario in this process; returns its rounds."""
+    import torch
+
+    from example_project.demo import adapt_loop, parse_args
+
+    torch.set_num_threads(2)
+    args.scenario = args.scenario[0]
+    kind, _, style = args.scenario.partition(":")
+    out = Path(args.out) / args.scenario.replace(":", "-")
+    pool = draw_pool(style[len("pool-"):], args.pool_size, args.seed, out.parent / f"pool-{style}") if style.startswith("pool-") else None
+    site = make_site(style, pool, args.categories, args.items)
+    rounds = args.rounds if kind == "loop" else 1
+    if args.max_attempts is None:
+        args.max_attempts = 10 if kind == "loop" else 2 * args.hand_labels + 100
+    demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
+                            "--record-dir", str(out / "recording"), "-s", f"CAPTCHA_MAX_ATTEMPTS={args.max_attempts}",
+                            *(["-s", "CAPTCHA_ANSWER_CASE=upper"] if pool is not None else [])])
+    hand = hand_labeller(site, args.hand_labels, args.seed) if kind == "hand" else None
+    started, cpu = time.perf_counter(), time.process_time()
+    with site:
+        result = adapt_loop(site, demo_args, out / "recording", before_adapt=hand)
+    return {"scenario": args.scenario, "rounds": [{**asdict(r), "rate": r.rate} for r in result],
+            "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts")}}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = ["| scenario | round | weights | captchas met | accepted first try | crawl (CPU s) | adapt (CPU s) |",
+             "|---|---|---|---|---|---|---|"]
+    for result in results:
+        for r in result["rounds"]:
+            adapt = f"{r['adapt_seconds']:.0f} ({r['adapt_cpu_seconds']:.0f})" if r["adapt_seconds"] is not None else "–"
+            lines.append(f"| `{result['scenario']}` | {r['number']} | {r['weights']} | {r['met']} | {100 * r['rate']:.1f}% | "
+                         f"{r['crawl_seconds']:.0f} ({r['crawl_cpu_seconds']:.0f}) | {adapt} |")
+        lines.append(f"| `{result['scenario']}` | all | | | | total {result['wall_seconds']:.0f} s wall, "
+                     f"{result['cpu_seconds'] / 60:.1f} CPU min | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.adapt", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", action="append", help="loop:STYLE or hand:STYLE (default: loop:ribbon, hand:night)")
+    parser.add_argument("--out", default="benchmarks/adapt-results", help="folder for recordings, runs and adapt.json")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--adapt-steps", type=int, default=150)
+    parser.add_argument("--categories", type=int, default=2)
+    parser.add_argument("--items", type=int, default=64, help="products per category: one captcha per page")
+    parser.add_argument("--hand-labels", type=int, default=150)
+    parser.add_argument("--max-attempts", type=int,
+                        help="CAPTCHA_MAX_ATTEMPTS (default: 10 for loop; for hand, 2 x hand labels + 100, so that the "
+                             "first crawl, which reads almost nothing, records enough images before giving up)")
+    parser.add_argument("--pool-size", type=int, default=3000, help="images drawn for a pool-<name> style")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(run_scenario(args)), flush=True)
+        return 0
+    results = []
+    for scenario in args.scenario or ["loop:ribbon", "hand:night"]:
+        command = [sys.executable, "-m", "benchmarks.adapt", "--child", "--scenario", scenario,
+                   *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("out", "rounds", "adapt_steps", "categories", "items",
+                                                                            "hand_labels", "max_attempts", "pool_size", "seed")
+                     if getattr(args, k) is not None]]
+        print(f"$ {' '.join(command[2:])}", flush=True)
+        child = subprocess.run(command, cwd=HERE, capture_output=True, text=True)
+        sys.stdout.write("".join(line + "\n" for line in child.stdout.splitlines() if not line.startswith("RESULT ")))
+        if child.returncode != 0:
+            print(child.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(next(line for line in child.stdout.splitlines() if line.startswith("RESULT "))[7:]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((out / "adapt.json").read_text()) if (out / "adapt.json").exists() else []
+    kept = [r for r in previous if r["scenario"] not in {n["scenario"] for n in results}]
+    (out / "adapt.json").write_text(json.dumps(kept + results, indent=2))
+    print(table(kept + results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
