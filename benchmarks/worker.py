@@ -131,10 +131,10 @@ class SolverContender:
 
     batch_api = True
 
-    def __init__(self, backend: str, weights: Path | None = None):
+    def __init__(self, backend: str, weights: Path | None = None, key: str | None = None):
         from scrapy_captcha import Solver
 
-        self.key, self.label, self.backend, self.weights = f"{backend}-solver", f"scrapy-captcha, {backend} backend", backend, weights
+        self.key, self.label, self.backend, self.weights = key or f"{backend}-solver", f"scrapy-captcha, {backend} backend", backend, weights
         self.solver = Solver.from_path(weights, backend=backend, threads=1)
         self.path = self.solver.backend.path
 
@@ -208,6 +208,39 @@ def micro_batching(images: Sequence[bytes], threads: int = 8, per_thread: int = 
     return out
 
 
+def int8_model(test_folder: Path, out: Path) -> dict[str, Any]:
+    """The bundled model quantised to int8 (``python -m trainer export --int8``), calibrated on the
+    test set's images 1001-1300; the agreement is then measured on images 1-1000."""
+    from trainer.export import export
+
+    calibration = out.with_name("worker-calibration")
+    calibration.mkdir(parents=True, exist_ok=True)
+    paths = sorted(test_folder.glob("*.png"), key=lambda p: int(p.stem.split("-", 1)[0]))
+    for path in paths[1000:1300]:
+        link = calibration / path.name
+        if not link.exists():
+            link.symlink_to(path)
+    began = time.perf_counter()
+    export(None, out, int8=calibration)
+    return {"path": str(out), "bytes": out.stat().st_size, "export_seconds": time.perf_counter() - began,
+            "command": f"python -m trainer export --out {out.relative_to(REPO)} --int8 {calibration.relative_to(REPO)}"}
+
+
+def int8_agreement(int8_path: Path, images: Sequence[bytes], labels: Sequence[str]) -> dict[str, Any]:
+    """Answers of the int8 model against the float onnx model on ``images``, and both models' accuracy."""
+    from scrapy_captcha import Solver
+
+    exact, fast = Solver.from_path(backend="onnx"), Solver.from_path(int8_path)
+    a, b = [], []
+    for start in range(0, len(images), 64):
+        a += [p.text for p in exact.solve_batch(images[start:start + 64])]
+        b += [p.text for p in fast.solve_batch(images[start:start + 64])]
+    any_case = lambda texts: sum(t.lower() == l.lower() for t, l in zip(texts, labels)) / len(labels)  # noqa: E731
+    exact_case = lambda texts: sum(t == l for t, l in zip(texts, labels)) / len(labels)  # noqa: E731
+    return {"images": len(images), "identical": sum(x == y for x, y in zip(a, b)),
+            "float_any_case": any_case(a), "int8_any_case": any_case(b), "float_exact": exact_case(a), "int8_exact": exact_case(b)}
+
+
 def batch_cost(images: Sequence[bytes], sizes: Sequence[int] = (1, 2, 4, 8, 16), calls: int = 200) -> dict[str, float]:
     """Milliseconds per image of the onnx backend's forward pass alone, one thread, by batch size (medians)."""
     import numpy as np
@@ -264,6 +297,10 @@ def run_all(test_folder: Path, images: Sequence[bytes], quick: bool = False) -> 
         workers["onnx (plain install)"] = (PLAIN_VENV / "bin" / "python", "onnx")
     result["crawl_worker"] = {label: crawl_worker(python, backend, *size) for label, (python, backend) in workers.items()}
     contenders = [SolverContender("onnx"), SolverContender("torch")]
+    if not quick:
+        int8 = HERE / "data" / "worker-int8.onnx"
+        result["int8"] = int8_model(test_folder, int8)
+        contenders.append(SolverContender("onnx", int8, key="onnx-int8-solver"))
     ddddocr, why = load_ddddocr()
     if ddddocr is not None:
         contenders.append(ddddocr)
@@ -272,6 +309,9 @@ def run_all(test_folder: Path, images: Sequence[bytes], quick: bool = False) -> 
     calls = 12 if quick else 300
     result["latency"] = speed.latency(contenders, list(images), 1, calls=calls, rounds=2 if quick else 5)
     result["agreement"] = agreement(images)
+    if "int8" in result:
+        labels = [p.stem.split("-", 1)[1] for p in sorted(test_folder.glob("*.png"), key=lambda p: int(p.stem.split("-", 1)[0]))]
+        result["int8"].update(int8_agreement(Path(result["int8"]["path"]), images[:1000], labels[:1000]))
     result["batch_cost_ms"] = batch_cost(images, calls=20 if quick else 200)
     result["micro_batching"] = micro_batching(images, per_thread=3 if quick else 25, repeats=1 if quick else 3)
     return result
@@ -314,6 +354,11 @@ def worker_table(result: dict[str, Any]) -> str:
         lines.append(f"| {batching['threads']} threads solving at once, images/s (window off -> {batching['window_ms']:g} ms) "
                      f"| {batching['images_per_second_off']:.0f} -> {batching['images_per_second_on']:.0f} "
                      f"(mean batch {batching['mean_batch']:.1f}) | | | |")
+    int8 = result.get("int8")
+    if int8 and "identical" in int8:
+        lines.append(f"| opt-in int8 model (`export --int8`): latency; same answers as float on test images 1-1000; any case float -> int8 "
+                     f"| {latency.get('onnx-int8-solver', {}).get('median_ms', float('nan')):.2f} ms; {int8['identical']} / {int8['images']}; "
+                     f"{int8['float_any_case']:.1%} -> {int8['int8_any_case']:.1%} | | | |")
     cost = result.get("batch_cost_ms")
     if cost:
         lines.append("| onnx forward pass per image, 1 thread, by batch size | "

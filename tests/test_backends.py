@@ -231,3 +231,24 @@ def test_micro_batching_is_on_by_default_only_where_batches_pay():
     backend.batches_help = True  # as on a GPU
     assert Solver(backend, batch_window=None)._batcher is not None
     assert Solver(backend, batch_window=0.0)._batcher is None
+
+
+def test_int8_export_is_a_faster_opt_in_that_reads_almost_the_same(tmp_path, fixed_set):
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for index, (label, image) in enumerate(fixed_set[:60]):
+        (calibration / f"{index}-{label}.png").write_bytes(image)
+    out, differing = export(None, tmp_path / "int8.onnx", int8=calibration)
+    backend = OnnxBackend(out)
+    assert backend.config == load_weights().config
+    assert backend.summary["quantized"].startswith("int8") and backend.summary["calibration_images"] == 30
+    assert out.stat().st_size < BUNDLED_ONNX.stat().st_size / 3  # int8 weights
+    assert 0 <= differing <= 0.1
+    data = [image for _, image in fixed_set[60:120]]
+    same = sum(a.text == b.text for a, b in zip(Solver(backend).solve_batch(data), Solver.from_path().solve_batch(data)))
+    assert same >= 54, f"int8 reads {60 - same} of 60 unseen captchas differently from the float model"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="at least 20 images"):
+        export(None, tmp_path / "x.onnx", int8=tmp_path / "empty")
+    with pytest.raises(ValueError, match="is not a folder"):
+        export(None, tmp_path / "x.onnx", int8=tmp_path / "missing")

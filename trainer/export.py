@@ -3,6 +3,10 @@
 The ONNX file carries the ``.pt``'s model settings and training summary in its metadata
 (``scrapy_captcha.*`` keys), takes any batch size and, for the CRNN, any width, and is checked
 against the torch model before it is written: same logits on random images of several widths.
+
+``--int8 DIR`` writes a quantised model instead (int8 weights and activations, calibrated on half
+of the images in DIR): about twice as fast on CPUs with int8 instructions, but no longer exactly
+the float model; the export prints how many of the other half it reads differently.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,11 +50,7 @@ def to_onnx_bytes(weights: Weights) -> bytes:
                           input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": axes, "logits": output_axes})
     graph = onnx.load_from_string(buffer.getvalue())
-    metadata = {META_FORMAT: FORMAT, META_VERSION: str(VERSION), META_CONFIG: json.dumps(config.to_dict()),
-                META_SUMMARY: json.dumps(weights.summary, default=str)}
-    del graph.metadata_props[:]
-    for key, value in metadata.items():
-        graph.metadata_props.add(key=key, value=value)
+    _set_metadata(graph, config, weights.summary)
     graph.doc_string = "scrapy-captcha model; settings in the metadata (scrapy_captcha.config)"
     onnx.checker.check_model(graph)
     return graph.SerializeToString()
@@ -76,13 +77,73 @@ def compare(weights: Weights, onnx_bytes: bytes, seed: int = 0) -> float:
     return worst
 
 
-def export(weights_path: str | Path | None, out: str | Path) -> tuple[Path, float]:
-    """Export ``weights_path`` (default: the bundled ``.pt``) to ``out``; returns the path and the checked difference."""
+def quantize(onnx_bytes: bytes, weights: Weights, images: list[Path]) -> tuple[bytes, dict[str, Any]]:
+    """Static int8 quantisation (QDQ, per-channel weights) calibrated on half of ``images``; the
+    other half measures how often the result reads differently from the float model."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from scrapy_captcha import Solver
+    from scrapy_captcha.backends.onnx_backend import OnnxBackend
+    from scrapy_captcha.image import to_array
+
+    if len(images) < 20:
+        raise ExportError(f"--int8 needs at least 20 images of the captchas to calibrate on, found {len(images)}")
+    calibration = [to_array(path.read_bytes(), weights.config) for path in images[::2]]
+    held_out = [path.read_bytes() for path in images[1::2]]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rest = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            array = next(self.rest, None)
+            return None if array is None else {"image": array[None]}
+
+    with tempfile.TemporaryDirectory() as folder:
+        plain, prepared, quantized = (Path(folder) / name for name in ("plain.onnx", "prepared.onnx", "int8.onnx"))
+        plain.write_bytes(onnx_bytes)
+        quant_pre_process(str(plain), str(prepared))
+        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        graph = onnx.load(str(quantized))
+        exact = Solver(OnnxBackend(plain))
+        fast_path = plain.with_name("fast.onnx")
+        info = {"quantized": "int8 (static, QDQ, per-channel weights)", "calibration_images": len(calibration)}
+        _set_metadata(graph, weights.config, {**weights.summary, **info})
+        fast_path.write_bytes(graph.SerializeToString())
+        fast = Solver(OnnxBackend(fast_path))
+        differ = sum(a.text != b.text for a, b in zip(exact.solve_batch(held_out), fast.solve_batch(held_out)))
+        return fast_path.read_bytes(), {**info, "held_out_images": len(held_out), "held_out_differing": differ}
+
+
+def _set_metadata(graph, config, summary: dict[str, Any]) -> None:
+    metadata = {META_FORMAT: FORMAT, META_VERSION: str(VERSION), META_CONFIG: json.dumps(config.to_dict()),
+                META_SUMMARY: json.dumps(summary, default=str)}
+    del graph.metadata_props[:]
+    for key, value in metadata.items():
+        graph.metadata_props.add(key=key, value=value)
+
+
+def export(weights_path: str | Path | None, out: str | Path, int8: str | Path | None = None) -> tuple[Path, float]:
+    """Export ``weights_path`` (default: the bundled ``.pt``) to ``out``; returns the path and the checked difference.
+
+    With ``int8`` (a folder of captcha images), a quantised model instead; the difference returned is
+    then the share of held-out images it reads differently from the float model.
+    """
     weights = load_weights(weights_path)
     data = to_onnx_bytes(weights)
     difference = compare(weights, data)
     if difference > TOLERANCE:
         raise ExportError(f"the exported graph's logits differ from torch's by {difference:.2e} (> {TOLERANCE:.0e})")
+    if int8 is not None:
+        folder = Path(int8)
+        if not folder.is_dir():
+            raise ExportError(f"--int8 {str(folder)!r} is not a folder of captcha images")
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"))
+        data, info = quantize(data, weights, images)
+        difference = info["held_out_differing"] / info["held_out_images"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
