@@ -289,12 +289,14 @@ class CaptchaMiddleware:
             return await run_in_thread(find)
         return find()
 
-    async def _download(self, request: Request) -> Response:
+    async def _download(self, sub: Request, request: Request) -> Response:
+        """Download ``sub`` for ``request``, which meanwhile leaves its place in CONCURRENT_REQUESTS to ``sub``."""
         engine = self.crawler.engine
         assert engine is not None
-        if hasattr(engine, "download_async"):
-            return await engine.download_async(request)
-        return await maybe_deferred_to_future(engine.download(request))  # Scrapy < 2.14
+        with not_counted(self.crawler, request):
+            if hasattr(engine, "download_async"):
+                return await engine.download_async(sub)
+            return await maybe_deferred_to_future(engine.download(sub))  # Scrapy < 2.14
 
     async def _pass(self, request: Request, response: Response, captcha: CaptchaForm) -> Response:
         """Get ``request`` past the captcha on ``response``: share the session's round or run one."""
@@ -468,7 +470,7 @@ class CaptchaMiddleware:
     async def _fetch_again(self, request: Request) -> tuple[Response, CaptchaForm | None]:
         """Fetch the page ``request`` asked for once more, in its session."""
         try:
-            page = await self._download(page_again(request))
+            page = await self._download(page_again(request), request)
         except Exception as exc:
             raise CaptchaError(original_url(request), f"fetching the page again failed: {exc!r}") from exc
         return page, await self._find(page, request.meta)
@@ -487,7 +489,7 @@ class CaptchaMiddleware:
         sub.headers["Accept"] = "image/avif,image/webp,image/png,image/*;q=0.8,*/*;q=0.5"
         shown = describe_url(captcha.image_url)
         try:
-            image = await self._download(sub)
+            image = await self._download(sub, request)
         except CaptchaError:
             raise
         except Exception as exc:
@@ -522,7 +524,7 @@ class CaptchaMiddleware:
             sub.headers[name] = value
         self._inc("attempts")
         try:
-            return await self._download(sub), sub.url
+            return await self._download(sub, request), sub.url
         except CaptchaError:
             raise
         except Exception as exc:

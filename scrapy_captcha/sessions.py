@@ -5,9 +5,11 @@ while another request solves) must not count against ``CONCURRENT_REQUESTS``: Sc
 request in ``Downloader.active`` from ``fetch()`` until its downloader middlewares return, waiting
 included, so one stuck session would otherwise fill every slot and starve the other sessions.
 :func:`not_counted` takes a waiting request out of that count and puts it back before the
-downloader sees it again. Nothing else is hidden: the request stays in the engine's in-progress
-set, so the engine still waits for it before closing (JOBDIR loses nothing), and the round's own
-request stays counted, so the spider never looks idle while a round runs.
+downloader sees it again. The request that runs a round leaves its place to each of the round's
+own downloads (image, answer, page again) while it runs, so a round takes one place, not two.
+Nothing else is hidden: the request stays in the engine's in-progress set, so the engine still
+waits for it before closing (JOBDIR loses nothing), and a round always has its request or its
+download counted, so the spider never looks idle while a round runs.
 """
 
 from __future__ import annotations
