@@ -431,6 +431,9 @@ class DemoSite:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A crawl opens many connections at once: with socketserver's backlog of 5 the kernel drops
+    # SYNs, and each dropped one costs a 1 s retransmit (a DownloadTimeoutError at DOWNLOAD_TIMEOUT=1).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], site: DemoSite):
         self.site = site
