@@ -270,3 +270,12 @@ def test_captcha_nested_deeper_than_the_parser_reads_is_a_warning(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"The HTML of {URL} nests deeper than the parser reads; a captcha inside the part it skipped is missed"
     ]
+
+
+def test_big_html_pages_are_searched_in_a_thread():
+    small = page(DEMO_GATE)
+    big = page(DEMO_GATE + "<p>" + "x" * detection.THREAD_PAGE_BYTES + "</p>")
+    assert not detection.needs_thread(small)
+    assert detection.needs_thread(big)
+    assert not detection.needs_thread(Response(URL, body=b"\0" * detection.THREAD_PAGE_BYTES * 2))
+    assert find_captcha(big) is not None
