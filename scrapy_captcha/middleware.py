@@ -131,7 +131,7 @@ ROUND_KEY = "_captcha_round"
 
 @functools.lru_cache(maxsize=4)
 def _cached_solver(path: str, version: tuple[int, int], device: str, backend: str = "auto") -> Solver:
-    # read_answer applies the image caps; on a GPU, concurrent solves share forward passes
+    # read_answer applies the image caps; concurrent solves share forward passes (2 ms window)
     return Solver.from_path(path, device, backend, max_image_bytes=None, max_image_pixels=None, batch_window=None)
 
 
@@ -224,7 +224,7 @@ class CaptchaMiddleware:
         return None
 
     async def _after_round(self, request: Request, session: Session) -> None:
-        with not_counted(self.crawler, request):
+        with not_counted(self.crawler, request, waiting_in=session):
             await session.round_end()
         if session.last_failure is None:
             request.meta[ROUND_KEY] = session.rounds
@@ -304,7 +304,7 @@ class CaptchaMiddleware:
         seen = request.meta.get(ROUND_KEY, session.rounds)
         while True:
             if session.lock.locked:
-                with not_counted(self.crawler, request):
+                with not_counted(self.crawler, request, waiting_in=session):
                     await session.round_end()
             if session.rounds == seen:
                 break

@@ -2,12 +2,11 @@
 
 One path for every backend: :func:`~scrapy_captcha.image.to_array` preprocesses, a backend
 (:mod:`scrapy_captcha.backends`) runs the model, :mod:`scrapy_captcha.codec` or the answer rules
-decode. With ``batch_window`` > 0, images that several threads submit at about the same time (a
-crawl whose sessions meet captchas at once) share one forward pass. ``batch_window=None`` turns
-this on only where batches pay: on a GPU. On the CPU, onnxruntime on one thread spends no less
-time per image in a batch than alone (``batch_cost`` in ``benchmarks/worker.py``: 1.1 ms at batch 1,
-1.1 to 2.8 ms per image at batches 2 to 16), so there each solve runs as it comes, in parallel
-with the others.
+decode. With a batch window (the middleware uses one), images that several threads submit at
+about the same time (a crawl whose sessions meet captchas at once) share one forward pass. On a
+GPU that is where the gain is; on the 2-core CPU of the development machine it gave from 0 to
+16% more images per second with 4 to 16 threads solving at once (``micro_batching`` in
+``benchmarks/worker.py``), though a batch costs onnxruntime no less per image than a single image.
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ class Solver:
     ``model`` is a backend (see :func:`scrapy_captcha.backends.load_backend`) or, for the torch
     backend, a loaded :class:`~scrapy_captcha.weights.Weights`. Images are refused over
     ``max_image_bytes`` / ``max_image_pixels`` (:class:`~scrapy_captcha.image.ImageTooLargeError`).
-    ``batch_window`` (seconds; ``None``: 2 ms on a GPU, off on the CPU) and ``max_batch`` bound the
-    micro-batching of concurrent :meth:`solve` calls.
+    ``batch_window`` (seconds; ``None``: :data:`DEFAULT_BATCH_WINDOW`; 0: off) and ``max_batch``
+    bound the micro-batching of concurrent :meth:`solve` calls; a lone solve never waits.
     """
 
     def __init__(self, model: Backend | Weights, device: str = "cpu", *,
@@ -56,7 +55,7 @@ class Solver:
         self.codec = Codec(self.config.alphabet)
         self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
         if batch_window is None:
-            batch_window = DEFAULT_BATCH_WINDOW if getattr(self.backend, "batches_help", False) else 0.0
+            batch_window = DEFAULT_BATCH_WINDOW
         self._batcher = _MicroBatcher(self._forward, batch_window, max_batch) if batch_window > 0 else None
 
     @classmethod

@@ -225,12 +225,12 @@ def test_height_mode_export_reads_any_width(tmp_path):
     assert [p.text for p in solver.solve_batch(images)] == [p.text for p in reference.solve_batch(images)]
 
 
-def test_micro_batching_is_on_by_default_only_where_batches_pay():
-    assert Solver.from_path(batch_window=None)._batcher is None  # onnxruntime on the CPU
-    backend = load_backend()
-    backend.batches_help = True  # as on a GPU
-    assert Solver(backend, batch_window=None)._batcher is not None
-    assert Solver(backend, batch_window=0.0)._batcher is None
+def test_micro_batching_windows():
+    from scrapy_captcha.solver import DEFAULT_BATCH_WINDOW
+
+    assert Solver.from_path()._batcher is None  # off unless asked for
+    assert Solver.from_path(batch_window=None)._batcher._window == DEFAULT_BATCH_WINDOW  # what the middleware asks for
+    assert Solver.from_path(batch_window=0.0)._batcher is None
 
 
 def test_int8_export_is_a_faster_opt_in_that_reads_almost_the_same(tmp_path, fixed_set):

@@ -32,7 +32,6 @@ class Backend(Protocol):
     path: Path
     config: ModelConfig
     summary: dict[str, Any]
-    batches_help: bool  # True on a GPU: a batch of N costs far less than N batches of one
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 

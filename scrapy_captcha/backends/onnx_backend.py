@@ -75,7 +75,6 @@ class OnnxBackend:
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] != self.config.channels:
             raise WeightsError(f"{self.path}: the graph's input {[(i.name, i.shape) for i in inputs]} does not take "
                                f"(N, {self.config.channels}, H, W) images")
-        self.batches_help = device.startswith("cuda")
         self._input = inputs[0].name
         self._outputs = [outputs[0].name]
 

@@ -41,7 +41,6 @@ class TorchBackend:
         self.path = path or Path("<in memory>")
         self.device = torch.device(resolve_device(device))
         self.model = weights.build(self.device)
-        self.batches_help = self.device.type != "cpu"
         self._lock = threading.Lock()
 
     @classmethod
