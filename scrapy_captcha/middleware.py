@@ -224,7 +224,7 @@ class CaptchaMiddleware:
         return None
 
     async def _after_round(self, request: Request, session: Session) -> None:
-        with not_counted(self.crawler, request, waiting_in=session):
+        with not_counted(self.crawler, request):
             await session.round_end()
         if session.last_failure is None:
             request.meta[ROUND_KEY] = session.rounds
@@ -304,7 +304,7 @@ class CaptchaMiddleware:
         seen = request.meta.get(ROUND_KEY, session.rounds)
         while True:
             if session.lock.locked:
-                with not_counted(self.crawler, request, waiting_in=session):
+                with not_counted(self.crawler, request):
                     await session.round_end()
             if session.rounds == seen:
                 break
