@@ -9,7 +9,10 @@ downloader sees it again. The request that runs a round leaves its place to each
 own downloads (image, answer, page again) while it runs, so a round takes one place, not two.
 Nothing else is hidden: the request stays in the engine's in-progress set, so the engine still
 waits for it before closing (JOBDIR loses nothing), and a round always has its request or its
-download counted, so the spider never looks idle while a round runs.
+download counted, so the spider never looks idle while a round runs. Up to
+:data:`MAX_UNCOUNTED_WAITING` requests of one session wait uncounted; more wait counted, as any
+request would, so that a crawl of few sessions does not pull its whole queue (a JOBDIR's, a shared
+scrapy-redis queue) into memory while a round runs.
 """
 
 from __future__ import annotations
@@ -27,18 +30,22 @@ if TYPE_CHECKING:
 
     from .errors import CaptchaError
 
-__all__ = ["Session", "not_counted", "original_url", "session_key"]
+__all__ = ["MAX_UNCOUNTED_WAITING", "Session", "not_counted", "original_url", "session_key"]
+
+#: Requests of one session that may wait for its round without counting against CONCURRENT_REQUESTS.
+MAX_UNCOUNTED_WAITING = 64
 
 
 class Session:
     """Solving state of one (site, cookiejar): one round at a time, and how the last one ended."""
 
-    __slots__ = ("last_failure", "lock", "rounds")
+    __slots__ = ("last_failure", "lock", "rounds", "uncounted")
 
     def __init__(self) -> None:
         self.lock = DeferredLock()
         self.rounds = 0  # rounds finished (passed or not)
         self.last_failure: CaptchaError | None = None  # None: the last round passed (or none ran)
+        self.uncounted = 0  # its requests waiting outside CONCURRENT_REQUESTS now
 
     async def round_end(self) -> None:
         """Wait until the round in progress (if any) has ended."""
@@ -62,17 +69,26 @@ def session_key(request: Request) -> tuple[str, Any]:
 
 
 @contextlib.contextmanager
-def not_counted(crawler: Crawler, request: Request) -> Iterator[None]:
-    """While inside, ``request`` does not count against ``CONCURRENT_REQUESTS`` (see the module docstring)."""
+def not_counted(crawler: Crawler, request: Request, waiting_in: Session | None = None) -> Iterator[None]:
+    """While inside, ``request`` does not count against ``CONCURRENT_REQUESTS`` (see the module
+    docstring); if it waits for the round of session ``waiting_in``, only while that session has
+    fewer than :data:`MAX_UNCOUNTED_WAITING` such requests."""
     engine = crawler.engine
     active = getattr(getattr(engine, "downloader", None), "active", None)
     if not isinstance(active, set) or request not in active:
         yield
         return
+    if waiting_in is not None and waiting_in.uncounted >= MAX_UNCOUNTED_WAITING:
+        yield
+        return
     active.discard(request)
+    if waiting_in is not None:
+        waiting_in.uncounted += 1
     if engine is not None and getattr(engine, "_slot", None) is not None:
         engine._slot.nextcall.schedule()  # a slot is free: let the engine send the next request now
     try:
         yield
     finally:
         active.add(request)
+        if waiting_in is not None:
+            waiting_in.uncounted -= 1
