@@ -105,3 +105,23 @@ async def test_with_pass_failed_the_waiting_requests_get_their_page_and_the_reas
     assert outcome.captcha("detected") == len(stuck.hits_to("/image")) == 1
     assert outcome.captcha("failed_with_round") == 7
     assert_counted(outcome)
+
+
+def test_waiting_requests_leave_concurrent_requests_up_to_a_cap_per_session(monkeypatch):
+    from types import SimpleNamespace
+
+    import scrapy
+
+    from scrapy_captcha import sessions
+    from scrapy_captcha.sessions import Session, not_counted
+
+    monkeypatch.setattr(sessions, "MAX_UNCOUNTED_WAITING", 2)
+    requests = [scrapy.Request(f"http://site.example/{n}") for n in range(3)]
+    downloader = SimpleNamespace(active=set(requests))
+    crawler = SimpleNamespace(engine=SimpleNamespace(downloader=downloader, _slot=None))
+    session = Session()
+    with not_counted(crawler, requests[0], waiting_in=session), not_counted(crawler, requests[1], waiting_in=session):
+        with not_counted(crawler, requests[2], waiting_in=session):
+            assert downloader.active == {requests[2]} and session.uncounted == 2  # the third waits counted
+        assert downloader.active == {requests[2]}
+    assert downloader.active == set(requests) and session.uncounted == 0  # all back before the downloader sees them
