@@ -68,7 +68,8 @@ never follow a meta refresh.
 Sessions: one solving round at a time per (site, cookiejar) (see scrapy_captcha.sessions).
 Requests of that session that meet the captcha meanwhile wait for the round, then fetch their
 page again without solving (captcha/waited); requests about to be sent while a round runs are
-held until it ends. Waiting requests do not count against CONCURRENT_REQUESTS. When a round
+held until it ends. Waiting requests (up to 64 per session) do not count against
+CONCURRENT_REQUESTS. When a round
 fails, the requests that waited for it fail with its error (captcha/failed_with_round) instead of
 each running a round of its own; the next request of the session that meets a captcha starts a
 new one.
@@ -224,7 +225,7 @@ class CaptchaMiddleware:
         return None
 
     async def _after_round(self, request: Request, session: Session) -> None:
-        with not_counted(self.crawler, request):
+        with not_counted(self.crawler, request, waiting_in=session):
             await session.round_end()
         if session.last_failure is None:
             request.meta[ROUND_KEY] = session.rounds
@@ -304,7 +305,7 @@ class CaptchaMiddleware:
         seen = request.meta.get(ROUND_KEY, session.rounds)
         while True:
             if session.lock.locked:
-                with not_counted(self.crawler, request):
+                with not_counted(self.crawler, request, waiting_in=session):
                     await session.round_end()
             if session.rounds == seen:
                 break
