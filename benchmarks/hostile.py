@@ -5,15 +5,16 @@
   nested 3,000 elements deep. Each case runs in a fresh process: the median time of a few calls,
   and the peak memory the first call added (the process's peak RSS, reset just before it, so
   lxml's allocations count too).
-- **Reactor lag**: a crawl with the middleware on fetches one such page while a 10 ms
-  ``LoopingCall`` in the crawl records the reactor's longest stall.
+- **Reactor lag** (:mod:`benchmarks.reactor_lag`): a crawl with the middleware on fetches one such
+  page while a 10 ms ``LoopingCall`` in the crawl records the reactor's longest stall.
 - **Stuck captcha** (:mod:`benchmarks.stuck_captcha`): a few cookie sessions crawl their own
   products of the demo shop while one more session's captcha image never arrives: the time the
   other sessions' pages take with and without it.
 
 ``python -m benchmarks.hostile`` writes ``hostile.json`` and ``hostile.md``; ``python -m benchmarks``
 runs it as its ``hostile`` section. ``--before REV`` measures detection and lag with
-``scrapy_captcha/detection.py`` as it was at git revision REV, on the reactor thread as it ran then.
+``scrapy_captcha/detection.py`` as it was at git revision REV, on the reactor thread as it ran then;
+``--stuck-before REV`` measures the stuck captcha with that revision's ``scrapy_captcha`` package.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +121,11 @@ def load_detection(before: str | None):
 # -- measuring processes -------------------------------------------------------------------------
 
 
-def run_worker(module: str, args: list[str], timeout: float) -> dict[str, Any]:
-    """``python -m module args...`` from the repository root: the JSON on its last line, with the command."""
+def run_worker(module: str, args: list[str], timeout: float, cwd: Path = REPO) -> dict[str, Any]:
+    """``python -m module args...`` from the repository root (or ``cwd``): the JSON on its last line, with the command."""
     argv = [sys.executable, "-m", module, *args]
     try:
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timed_out_after_seconds": timeout, "command": shell(argv)}
     if done.returncode != 0:
@@ -206,140 +205,43 @@ def measure_detection(plan: HostilePlan, before: str | None = None) -> list[dict
     return results
 
 
-# -- reactor lag ---------------------------------------------------------------------------------
-
-
-class _PageServer(ThreadingHTTPServer):
-    """Serves the hostile pages at /<case> on a free loopback port."""
-
-    daemon_threads = True
-
-    def __init__(self, plan: HostilePlan, cases: tuple[str, ...]):
-        self.pages = {case: page_for(case, plan).encode("utf-8") for case in cases}
-        super().__init__(("127.0.0.1", 0), _PageHandler)
-
-
-class _PageHandler(BaseHTTPRequestHandler):
-    server: _PageServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = self.server.pages.get(self.path.lstrip("/"))
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-
-def measure_lag(plan: HostilePlan, before: str | None = None) -> list[dict[str, Any]]:
-    server = _PageServer(plan, plan.lag_pages)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        results = []
-        for case in plan.lag_pages:
-            print(f"   reactor lag {case}{' (before)' if before else ''}", flush=True)
-            result = run_worker("benchmarks.hostile", ["_lag", f"{url}/{case}", *_plan_args(plan, before)], plan.timeout)
-            result["case"] = case
-            result["page_bytes"] = len(server.pages[case])
-            results.append(result)
-        return results
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def lag_in_process(url: str, before: str | None) -> dict[str, Any]:
-    """(In the worker) crawl ``url`` once with the middleware on; the reactor's longest stall meanwhile."""
-    import scrapy
-    from scrapy import signals
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.settings import Settings
-
-    if before:  # the old detection, called on the reactor thread as the middleware did then
-        import scrapy_captcha.middleware as middleware
-
-        middleware.find_captcha = load_detection(before).find_captcha
-        middleware.needs_thread = lambda response: False
-
-    gaps: list[float] = []
-
-    class OnePage(scrapy.Spider):
-        name = "hostile-lag"
-
-        async def start(self):
-            yield scrapy.Request(url, callback=self.parse, errback=self.failed)
-
-        def parse(self, response):
-            self.crawler.stats.set_value("hostile/status", response.status)
-
-        def failed(self, failure):
-            self.crawler.stats.set_value("hostile/failure", failure.getErrorMessage()[:200])
-
-    last = [0.0]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        if last[0]:
-            gaps.append(now - last[0])
-        last[0] = now
-
-    settings = Settings()
-    settings.setmodule("example_project.catalog.settings", priority="project")
-    settings.set("LOG_LEVEL", "ERROR", priority="cmdline")
-    settings.set("ROBOTSTXT_OBEY", False, priority="cmdline")
-    process = CrawlerProcess(settings)
-    probes = []
-
-    def opened(spider) -> None:
-        from twisted.internet import task  # here, once the crawl has installed the reactor its settings name
-
-        probes.append(task.LoopingCall(tick))
-        probes[0].start(LAG_TICK)
-
-    def closed(spider, reason) -> None:
-        if probes and probes[0].running:
-            probes[0].stop()
-
-    crawler = process.create_crawler(OnePage)
-    crawler.signals.connect(opened, signal=signals.spider_opened)
-    crawler.signals.connect(closed, signal=signals.spider_closed)
-    process.crawl(crawler)
-    process.start()
-    stats = crawler.stats.get_stats()
-    lags = [max(0.0, gap - LAG_TICK) for gap in gaps]
-    return {"max_lag_seconds": max(lags, default=0.0), "ticks": len(gaps),
-            "elapsed_seconds": stats.get("elapsed_time_seconds"), "status": stats.get("hostile/status"),
-            "failure": stats.get("hostile/failure"), "captcha_detected": stats.get("captcha/detected", 0)}
-
-
 # -- all of it -----------------------------------------------------------------------------------
 
 
 PARTS = ("detection", "lag", "stuck")
 
 
-def run_all(plan: HostilePlan, before: str | None = None, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
-    """The hostile figures of ``parts``; with ``before``, detection and lag with that revision's detection.py too."""
+def _lag(plan: HostilePlan, before: str | None) -> list[dict[str, Any]]:
+    from .reactor_lag import measure_lag
+
+    return measure_lag(plan, before)
+
+
+def run_all(plan: HostilePlan, before: str | None = None, parts: tuple[str, ...] = PARTS,
+            stuck_before: str | None = None) -> dict[str, Any]:
+    """The hostile figures of ``parts``; with ``before``, detection and lag with that revision's detection.py too;
+    with ``stuck_before``, the stuck captcha with that revision's middleware too."""
     results: dict[str, Any] = {"plan": asdict(plan), "detection": [], "lag": []}
     if "detection" in parts:
         results["detection"] = measure_detection(plan)
     if "lag" in parts:
-        results["lag"] = measure_lag(plan)
+        results["lag"] = _lag(plan, None)
     if before:  # the old code is quadratic: one call per page, nothing above 2000 forms (4000 took over 5 minutes)
         old = replace(plan, repeats=1, sizes=tuple(n for n in plan.sizes if n <= 2000),
                       lag_pages=tuple(case for case in plan.lag_pages if case != "forms-4000"))
         results["before"] = {"revision": before, "repeats": 1,
                              "detection": measure_detection(old, before) if "detection" in parts else [],
-                             "lag": measure_lag(old, before) if "lag" in parts else []}
+                             "lag": _lag(old, before) if "lag" in parts else []}
     if "stuck" in parts:
         from .stuck_captcha import measure_stuck
 
         results["stuck"] = measure_stuck(plan.stuck_sessions, plan.stuck_items, plan.stuck_repeats, plan.timeout)
+        if stuck_before:
+            from .stuck_captcha import export_tree
+
+            tree = export_tree(stuck_before)
+            results["stuck_before"] = {"revision": stuck_before, **measure_stuck(
+                plan.stuck_sessions, plan.stuck_items, plan.stuck_repeats, plan.timeout, tree)}
     return results
 
 
@@ -399,10 +301,14 @@ def render(results: dict[str, Any]) -> str:
     if stuck:
         ratio = "-" if stuck["ratio"] is None else f"{stuck['ratio']:.2f}x"
         expected = plan["stuck_sessions"] * plan["stuck_items"]
-        rows = [[label, _seconds(stuck, f"other_sessions_seconds_{key}"),
-                 ", ".join(f"{n}/{expected}" for n in stuck.get("other_pages_reached", {}).get(key, [])) or "-",
-                 _seconds(stuck.get("crawl_seconds"), key)] for label, key in (("without the stuck session", "without"),
-                                                                              ("with it", "with"))]
+        old = hostile.get("stuck_before")
+        rows = [[label, _seconds(figures, f"other_sessions_seconds_{key}"),
+                 ", ".join(f"{n}/{expected}" for n in figures.get("other_pages_reached", {}).get(key, [])) or "-",
+                 _seconds(figures.get("crawl_seconds"), key)]
+                for figures, at in ((stuck, ""), *([(old, f", scrapy_captcha at {old['revision']}")] if old else []))
+                for label, key in ((f"without the stuck session{at}", "without"), (f"with it{at}", "with"))]
+        if old and old.get("ratio"):
+            ratio += f" (before, at {old['revision']}: {old['ratio']:.1f}x)"
         lines += [f"One stuck captcha: {plan['stuck_sessions']} sessions x {plan['stuck_items']} products, plus one session "
                   "whose captcha image never arrives; DOWNLOAD_TIMEOUT=1, no retries, CONCURRENT_REQUESTS=8; medians of "
                   f"{len(stuck['runs']['with'])} crawls each, alternating. Other sessions' time: from the first request to "
@@ -416,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", nargs="?", default="all", help=argparse.SUPPRESS)
     parser.add_argument("target", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--before", metavar="REV", help="also measure detection and lag with detection.py at git revision REV")
+    parser.add_argument("--stuck-before", metavar="REV",
+                        help="also measure the stuck captcha with the scrapy_captcha package of git revision REV")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts to measure (default: {','.join(PARTS)})")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke version (figures meaningless)")
     parser.add_argument("--out", type=Path, default=HERE, help="where hostile.json and hostile.md go (default: benchmarks/)")
@@ -425,14 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         else QUICK if args.quick else HostilePlan()
     if args.what == "_detect":
         print(json.dumps(detect_in_process(args.target, plan, args.before)))
-    elif args.what == "_lag":
-        print(json.dumps(lag_in_process(args.target, args.before), default=str))
     elif args.what == "all":
         from .machine import describe
 
         results = {"command": shell([sys.executable, "-m", "benchmarks.hostile", *(argv if argv is not None else sys.argv[1:])]),
                    "machine": describe(), "quick": args.quick,
-                   **run_all(plan, args.before, tuple(p for p in args.parts.split(",") if p))}
+                   **run_all(plan, args.before, tuple(p for p in args.parts.split(",") if p), args.stuck_before)}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "hostile.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
         machine = results["machine"]

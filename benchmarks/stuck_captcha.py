@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from .hostile import run_worker
+from .machine import REPO
 
 
 def stuck_site_class():
@@ -71,7 +76,19 @@ def stuck_site_class():
     return StuckSite
 
 
-def stuck_once(sessions: int, items: int, with_stuck: bool, timeout: float) -> dict[str, Any]:
+def export_tree(revision: str) -> Path:
+    """The repository at git ``revision`` in a temporary folder, with today's benchmark and demo site
+    files, so that the same measurement runs that revision's ``scrapy_captcha``."""
+    tree = Path(tempfile.mkdtemp(prefix="stuck-before-"))
+    archive = subprocess.run(["git", "archive", revision], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    for name in ("benchmarks/__init__.py", "benchmarks/machine.py", "benchmarks/hostile.py", "benchmarks/stuck_captcha.py",
+                 "example_project/demo_site.py"):
+        shutil.copyfile(REPO / name, tree / name)
+    return tree
+
+
+def stuck_once(sessions: int, items: int, with_stuck: bool, timeout: float, tree: Path = REPO) -> dict[str, Any]:
     from example_project.demo_site import SiteOptions, category_names
 
     categories = sessions + 1
@@ -81,7 +98,7 @@ def stuck_once(sessions: int, items: int, with_stuck: bool, timeout: float) -> d
     site._server.handle_error = lambda request, address: None  # the stuck image's client is gone when it is released
     try:
         args = [site.url, "--sessions", str(sessions), "--items", str(items)] + (["--with-stuck"] if with_stuck else [])
-        result = run_worker("benchmarks.stuck_captcha", args, timeout)
+        result = run_worker("benchmarks.stuck_captcha", args, timeout, cwd=tree)
         expected = sessions * items
         result.update(with_stuck=with_stuck, other_pages=site.other_pages, expected_other_pages=expected,
                       other_sessions_seconds=(site.last_other_page - site.first_request)
@@ -91,13 +108,13 @@ def stuck_once(sessions: int, items: int, with_stuck: bool, timeout: float) -> d
     return result
 
 
-def measure_stuck(sessions: int, items: int, repeats: int, timeout: float = 300) -> dict[str, Any]:
+def measure_stuck(sessions: int, items: int, repeats: int, timeout: float = 300, tree: Path = REPO) -> dict[str, Any]:
     """Crawls without and with the stuck session, alternating, ``repeats`` times each; the medians and their ratio."""
     runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
     for repeat in range(repeats):
         for with_stuck in (False, True):
             print(f"   stuck captcha {'with' if with_stuck else 'without'} the stuck session, run {repeat + 1}", flush=True)
-            runs["with" if with_stuck else "without"].append(stuck_once(sessions, items, with_stuck, timeout))
+            runs["with" if with_stuck else "without"].append(stuck_once(sessions, items, with_stuck, timeout, tree))
 
     def median(key: str) -> float | None:
         values = [r["other_sessions_seconds"] for r in runs[key] if r.get("other_sessions_seconds") is not None]
