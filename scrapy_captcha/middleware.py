@@ -84,7 +84,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable
 
 from form2request import form2request
-from scrapy import Request
+from scrapy import Request, signals
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import CancelledError
@@ -183,14 +184,20 @@ class CaptchaMiddleware:
         self.rules = answer_rules(solver.config, config.answer_case, config.alphabet)
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
-            from scrapy import signals
-
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self._keep_open_while_solving, signal=signals.spider_idle)
         self._sessions: dict[tuple[str, Any], Session] = {}
         if config.alphabet:
             unknown = sorted({c for c in config.alphabet} - set(self.answer_alphabet))
             if unknown:
                 logger.warning("CAPTCHA_ALPHABET characters the model cannot read: %r", "".join(unknown))
+
+    def _keep_open_while_solving(self) -> None:
+        # Requests waiting for a round, and the round's own request while its sub-requests
+        # download, are kept out of Downloader.active (see sessions.py), which is all that
+        # Scrapy's idle check looks at: without this the spider could close mid-round.
+        if any(session.busy for session in self._sessions.values()):
+            raise DontCloseSpider
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

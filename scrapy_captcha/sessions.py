@@ -47,6 +47,11 @@ class Session:
         self.last_failure: CaptchaError | None = None  # None: the last round passed (or none ran)
         self.uncounted = 0  # its requests waiting outside CONCURRENT_REQUESTS now
 
+    @property
+    def busy(self) -> bool:
+        """A round runs, or requests wait for one: the spider must not be closed."""
+        return self.lock.locked or self.uncounted > 0
+
     async def round_end(self) -> None:
         """Wait until the round in progress (if any) has ended."""
         await maybe_deferred_to_future(self.lock.acquire())
