@@ -12,8 +12,8 @@ What the folder (see :mod:`scrapy_captcha.recording`) tells us becomes training 
 
 A share of the labelled images is held out; accuracy on it is printed before and after. Characters
 in labels that the starting model lacks are added to its head (known rows copied, new rows
-initialised from the mean of the known ones). RUN gets ``weights.pt`` (the teacher at its best
-held-out accuracy, loadable by ``CAPTCHA_WEIGHTS``), ``checkpoint.pt`` (``--resume``),
+initialised from the mean of the known ones). RUN gets ``weights.pt`` (the teacher, or the student
+where it was ahead, at its best held-out accuracy, loadable by ``CAPTCHA_WEIGHTS``), ``checkpoint.pt`` (``--resume``),
 ``metrics.json``, ``curves.png`` and ``predictions.png``.
 """
 
@@ -300,6 +300,10 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             if held_labels:
                 metrics.update(validate(teacher, val_loader, criterion, config, device, _no_amp()))
                 teacher.eval()
+                student_metrics = validate(student, val_loader, criterion, config, device, _no_amp())  # leaves it in train mode
+                if student_metrics["sequence_accuracy"] > metrics["sequence_accuracy"]:  # early on the student can lead
+                    teacher.load_state_dict(student.state_dict())
+                    metrics.update(student_metrics)
             else:
                 metrics.update(val_loss=float("nan"), sequence_accuracy=0.0, sequence_accuracy_case_insensitive=0.0, character_accuracy=0.0)
             history.append(metrics)
