@@ -36,19 +36,17 @@ PROCESS_TIMEOUT = 90  # seconds one crawl process may take before the test fails
 
 
 class CountingSite(DemoSite):
-    """The demo site, counting how often it served each catalogue page and to which session."""
+    """The demo site, counting how often it served each catalogue page."""
 
     def __init__(self, options: SiteOptions):
         super().__init__(options)
         self.page_counts: collections.Counter[str] = collections.Counter()
-        self.session_pages: collections.Counter[str] = collections.Counter()
 
     def admit(self, session: Session, path: str) -> bool:
         admitted = super().admit(session, path)
         if admitted:
             with self._lock:
                 self.page_counts[path] += 1
-                self.session_pages[session.id] += 1
         return admitted
 
     def pages_served(self) -> int:
@@ -277,7 +275,8 @@ def test_scrapy_redis_two_workers_reach_every_page_once(site, tmp_path, redis_ur
     client = redis.Redis.from_url(redis_url)
     for process, log in workers:
         wait_until(lambda: int(client.get("catalog-redis:ready") or 0) == 2, process, "both workers to start")
-    # One start URL each (a worker takes one at a time), so that both take part from the start.
+    # One start URL each (a worker takes one at a time), so that both take part from the start;
+    # the requests go through the shared queue, so either worker may send either.
     client.rpush("catalog-redis:start_urls",
                  json.dumps({"url": f"{site.url}/", "callback": "parse"}),
                  json.dumps({"url": f"{site.url}/catalog/{site.categories[1]}?page=1", "callback": "parse_listing"}))
@@ -286,7 +285,7 @@ def test_scrapy_redis_two_workers_reach_every_page_once(site, tmp_path, redis_ur
 
     feed = read_feed(tmp_path / "products-0.jsonl") + read_feed(tmp_path / "products-1.jsonl")
     assert_every_page_once(site, feed)
-    assert len(site.session_pages) == 2 and min(site.session_pages.values()) > 0, f"pages per session: {site.session_pages}"
+    assert all(worker.get("item_scraped_count", 0) > 0 for worker in stats), f"a worker did nothing: {stats}"
     # One cookie session per worker: one accepted answer each, each counted once.
     assert [s.get("captcha/solved", 0) for s in stats] == [1, 1], stats
     assert site.count_of("answers_correct") == 2
