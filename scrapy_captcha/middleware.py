@@ -301,7 +301,7 @@ class CaptchaMiddleware:
         """Download ``sub`` for ``request``, which meanwhile leaves its place in CONCURRENT_REQUESTS to ``sub``."""
         engine = self.crawler.engine
         assert engine is not None
-        with not_counted(self.crawler, request):
+        with not_counted(self.crawler, request, waiting_in=self._session(request)):  # busy meanwhile
             if hasattr(engine, "download_async"):
                 return await engine.download_async(sub)
             return await maybe_deferred_to_future(engine.download(sub))  # Scrapy < 2.14

@@ -8,8 +8,9 @@ included, so one stuck session would otherwise fill every slot and starve the ot
 downloader sees it again. The request that runs a round leaves its place to each of the round's
 own downloads (image, answer, page again) while it runs, so a round takes one place, not two.
 Nothing else is hidden: the request stays in the engine's in-progress set, so the engine still
-waits for it before closing (JOBDIR loses nothing), and a round always has its request or its
-download counted, so the spider never looks idle while a round runs. Up to
+waits for it before closing (JOBDIR loses nothing). Scrapy's idle check reads Downloader.active
+only, so while a session is :attr:`Session.busy` the middleware keeps the spider open
+(``spider_idle`` -> ``DontCloseSpider``). Up to
 :data:`MAX_UNCOUNTED_WAITING` requests of one session wait uncounted; more wait counted, as any
 request would, so that a crawl of few sessions does not pull its whole queue (a JOBDIR's, a shared
 scrapy-redis queue) into memory while a round runs.
@@ -76,8 +77,8 @@ def session_key(request: Request) -> tuple[str, Any]:
 @contextlib.contextmanager
 def not_counted(crawler: Crawler, request: Request, waiting_in: Session | None = None) -> Iterator[None]:
     """While inside, ``request`` does not count against ``CONCURRENT_REQUESTS`` (see the module
-    docstring); if it waits for the round of session ``waiting_in``, only while that session has
-    fewer than :data:`MAX_UNCOUNTED_WAITING` such requests."""
+    docstring); with ``waiting_in``, its session, only while that session has fewer than
+    :data:`MAX_UNCOUNTED_WAITING` such requests, and the session is :attr:`Session.busy` meanwhile."""
     engine = crawler.engine
     active = getattr(getattr(engine, "downloader", None), "active", None)
     if not isinstance(active, set) or request not in active:
