@@ -18,7 +18,7 @@ Scenarios, each in its own process (one Twisted reactor per process), each on a 
 Rates are captchas accepted on the first try / captchas met, on fresh images of each crawl. CPU
 seconds are this process's (all threads) per step; the machine is shared, so wall times vary.
 
-    nice -n 10 python -m benchmarks.adapt --scenario loop:ribbon --scenario hand:night --out benchmarks/adapt-results
+    nice -n 10 python -m benchmarks.adapt --scenario loop:ribbon --scenario hand:night    # results in benchmarks/adapt.json
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| scenario | round | weights | captchas met | accepted first try | crawl (CPU s) | adapt (CPU s) |",
+    lines = ["| scenario | round | weights | captchas met | accepted first try | crawl: wall s (CPU s) | adapt: wall s (CPU s) |",
              "|---|---|---|---|---|---|---|"]
     for result in results:
         for r in result["rounds"]:
@@ -150,7 +150,8 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.adapt", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", help="loop:STYLE or hand:STYLE (default: loop:ribbon, hand:night)")
-    parser.add_argument("--out", default="benchmarks/adapt-results", help="folder for recordings, runs and adapt.json")
+    parser.add_argument("--out", default="benchmarks/data/adapt", help="folder for the recordings and runs")
+    parser.add_argument("--json", default="benchmarks/adapt.json", help="results file; scenarios run now replace their entries")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--adapt-steps", type=int, default=150)
     parser.add_argument("--categories", type=int, default=2)
@@ -179,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             print(child.stderr[-3000:], file=sys.stderr)
             return 1
         results.append(json.loads(next(line for line in child.stdout.splitlines() if line.startswith("RESULT "))[7:]))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    previous = json.loads((out / "adapt.json").read_text()) if (out / "adapt.json").exists() else []
+    path = Path(args.json)
+    previous = json.loads(path.read_text()) if path.exists() else []
     kept = [r for r in previous if r["scenario"] not in {n["scenario"] for n in results}]
-    (out / "adapt.json").write_text(json.dumps(kept + results, indent=2))
+    path.write_text(json.dumps(kept + results, indent=2))
     print(table(kept + results))
     return 0
 
