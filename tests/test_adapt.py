@@ -132,3 +132,22 @@ def test_unusable_folders_get_clear_errors(tmp_path, capsys):
     assert "3-ab12.png" in capsys.readouterr().err
     assert cli(["adapt", str(tmp_path / "broken"), "--out", str(tmp_path / "run2"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_the_demo_site_draws_the_unseen_styles(demo_site):
+    import io
+    import urllib.request
+
+    from PIL import Image
+
+    from example_project.demo_site import SiteOptions
+
+    with pytest.raises(ValueError, match="style"):
+        SiteOptions(style="fancy")
+    for style in ("ribbon", "night"):
+        site = demo_site(style=style)
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        png = opener.open(site.url + "/captcha/image").read()
+        with Image.open(io.BytesIO(png)) as image:
+            assert image.format == "PNG" and image.size == (160, 60)
+        assert site.stats["images"] == 1
