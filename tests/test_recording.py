@@ -108,7 +108,7 @@ async def test_accepted_answers_are_recorded_with_the_sites_verdict(demo_site, t
         if attempt.verdict == ACCEPTED:
             assert attempt.file == f"{attempt.file.split('-')[0]}-{attempt.answer}.png"
     # the accepted images are a training folder as they are: records and other verdicts stay out of it
-    labelled = scan_folder(tmp_path, Codec(SEED_ALPHABET), 8)
+    labelled = scan_folder(tmp_path, Codec(SEED_ALPHABET + "lo"), 8)  # answers folded to lower case may hold l and o
     assert sorted(label for _, label in labelled) == sorted(a.answer for a in attempts if a.verdict == ACCEPTED)
 
 
