@@ -44,6 +44,12 @@ def ensure_test_set(folder: Path, count: int, seed: int) -> TestSet:
 
         if trainer_main(command[3:]) != 0:
             raise RuntimeError(f"could not generate the test set: {' '.join(command)}")
+    images, labels = read_labelled_folder(folder)
+    return TestSet(folder, images, labels, shell(command), generated)
+
+
+def read_labelled_folder(folder: Path) -> tuple[list[bytes], list[str]]:
+    """The images of a ``{index}-{label}.png`` folder in index order, and their labels."""
     files = sorted(folder.glob("*.png"), key=lambda p: int(p.stem.split("-", 1)[0]) if p.stem.split("-", 1)[0].isdigit() else 0)
     images, labels = [], []
     for path in files:
@@ -52,7 +58,7 @@ def ensure_test_set(folder: Path, count: int, seed: int) -> TestSet:
             raise ValueError(f"{path}: file name does not hold a label ({{index}}-{{label}}.png)")
         images.append(path.read_bytes())
         labels.append(label)
-    return TestSet(folder, images, labels, shell(command), generated)
+    return images, labels
 
 
 def recognise(contender: Contender, test: TestSet, batch_size: int = 64) -> dict[str, Any]:

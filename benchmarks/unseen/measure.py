@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..contenders import Contender, TorchContender
-from ..recognition import TestSet, recognise
+from ..recognition import TestSet, read_labelled_folder, recognise
 from .draw import MANIFEST
 from .sets import DEFAULT_SEED, REPO, ensure_set, read_manifest
 from .styles import STYLES
@@ -22,19 +22,10 @@ SET_COMMAND = "python -m benchmarks.unseen.sets"
 
 def read_set(folder: Path) -> tuple[TestSet, dict[str, Any]]:
     """The images, labels and manifest of one drawn set."""
-    from trainer.data import label_from_name
-
     manifest = read_manifest(folder)
     if manifest is None:
         raise ValueError(f"{folder}: no readable {MANIFEST}; draw it with {SET_COMMAND}")
-    files = sorted(folder.glob("*.png"), key=lambda p: int(p.stem.split("-", 1)[0]))
-    images, labels = [], []
-    for path in files:
-        label = label_from_name(path)
-        if label is None:
-            raise ValueError(f"{path}: file name does not hold a label ({{index}}-{{label}}.png)")
-        images.append(path.read_bytes())
-        labels.append(label)
+    images, labels = read_labelled_folder(folder)
     if len(images) != manifest.get("count"):
         raise ValueError(f"{folder}: {len(images)} images, but its manifest says {manifest.get('count')}; delete the folder "
                          f"and run {SET_COMMAND}")
