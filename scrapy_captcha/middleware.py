@@ -79,8 +79,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable
 
 from form2request import form2request
@@ -91,18 +89,18 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import CancelledError
 from w3lib.url import canonicalize_url
 
-from .answers import AnswerRules, answer_rules
+from .answers import answer_rules
 from .arithmetic import arithmetic_answer
 from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
-from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, InvalidImageError, load_image
+from .image import InvalidImageError
 from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url
 from .sessions import Session, not_counted, original_url, session_key
 from .subrequests import POLICY_KEY, SUBREQUEST_KEY, captcha_request, page_again, set_referer
 from .settings import CaptchaSettings, read_settings
-from .solver import Solver
+from .solver import Solver, load_solver, read_answer
 
 try:
     from scrapy.utils.asyncio import run_in_thread
@@ -126,39 +124,6 @@ STATS_PREFIX = "captcha"
 
 #: How many solving rounds of its session had finished when a request was sent.
 ROUND_KEY = "_captcha_round"
-
-
-# -- reading answers ----------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_solver(path: str, version: tuple[int, int], device: str, backend: str = "auto") -> Solver:
-    # read_answer applies the image caps; concurrent solves share forward passes (2 ms window)
-    return Solver.from_path(path, device, backend, max_image_bytes=None, max_image_pixels=None, batch_window=None)
-
-
-def load_solver(path: Path, device: str, backend: str = "auto") -> Solver:
-    """The model at ``path`` on ``device``, shared by crawlers of one process (WeightsError if unusable)."""
-    try:
-        stat = path.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        version = (0, 0)
-    return _cached_solver(str(path), version, device, backend)
-
-
-def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Prediction, float]:
-    """Read one captcha image (blocking: run it in a thread). Returns the prediction and the seconds spent.
-
-    Images over ``max_bytes`` or ``max_pixels`` are refused before decoding (``ImageTooLargeError``)."""
-    started = time.perf_counter()
-    image = load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)  # InvalidImageError with a reason
-    prediction = solver.solve(image, rules)
-    return prediction, time.perf_counter() - started
-
-
-# -- the middleware -----------------------------------------------------------------------------
 
 
 def _same_page(url: str, other: str) -> bool:

@@ -2,15 +2,18 @@
 
 One path for every backend: :func:`~scrapy_captcha.image.to_array` preprocesses, a backend
 (:mod:`scrapy_captcha.backends`) runs the model, :mod:`scrapy_captcha.codec` or the answer rules
-decode. With a batch window (the middleware uses one), images that several threads submit at
-about the same time (a crawl whose sessions meet captchas at once) share one forward pass. On a
-GPU that is where the gain is; on the 2-core CPU of the development machine it gave from 0 to
-16% more images per second with 4 to 16 threads solving at once (``micro_batching`` in
-``benchmarks/worker.py``), though a batch costs onnxruntime no less per image than a single image.
+decode. :func:`load_solver` and :func:`read_answer` are the middleware's: one model shared by the
+crawlers of a process, and a capped, timed read of one image. With a batch window (the middleware
+uses one), images that several threads submit at about the same time (a crawl whose sessions meet
+captchas at once) share one forward pass. On a GPU that is where the gain is; on the 2-core CPU
+of the development machine it gave from 0 to 16% more images per second with 4 to 16 threads
+solving at once (``micro_batching`` in ``benchmarks/worker.py``), though a batch costs onnxruntime
+no less per image than a single image.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .codec import Codec, Prediction
-from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput, pad_batch, to_array
+from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput, load_image, pad_batch, to_array
 
 if TYPE_CHECKING:
     from .answers import AnswerRules
@@ -112,6 +115,36 @@ class Solver:
         if self.config.head == "one-hot":
             return self.codec.decode_one_hot(logits)
         return self.codec.decode_ctc(logits)
+
+
+# -- the middleware's model and reads -----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_solver(path: str, version: tuple[int, int], device: str, backend: str = "auto") -> Solver:
+    # read_answer applies the image caps; concurrent solves share forward passes (2 ms window)
+    return Solver.from_path(path, device, backend, max_image_bytes=None, max_image_pixels=None, batch_window=None)
+
+
+def load_solver(path: Path, device: str, backend: str = "auto") -> Solver:
+    """The model at ``path`` on ``device``, shared by crawlers of one process (WeightsError if unusable)."""
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = (0, 0)
+    return _cached_solver(str(path), version, device, backend)
+
+
+def read_answer(solver: Solver, rules: AnswerRules | None, data: bytes, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Prediction, float]:
+    """Read one captcha image (blocking: run it in a thread). Returns the prediction and the seconds spent.
+
+    Images over ``max_bytes`` or ``max_pixels`` are refused before decoding (``ImageTooLargeError``)."""
+    started = time.perf_counter()
+    image = load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)  # InvalidImageError with a reason
+    prediction = solver.solve(image, rules)
+    return prediction, time.perf_counter() - started
 
 
 @dataclass(eq=False)

@@ -44,7 +44,7 @@ def test_the_floor_refuses_junk_and_keeps_real_captchas(one_thread):
 
     from scrapy_captcha import Solver
     from scrapy_captcha.codec import SEED_ALPHABET
-    from scrapy_captcha.middleware import read_answer
+    from scrapy_captcha.solver import read_answer
 
     solver = Solver.from_path()
     for name, data in junk_images().items():
@@ -65,7 +65,7 @@ def measure(folder: Path) -> None:
 
     from scrapy_captcha import Solver
     from scrapy_captcha.answers import answer_rules
-    from scrapy_captcha.middleware import read_answer
+    from scrapy_captcha.solver import read_answer
 
     torch.set_num_threads(1)
     solver = Solver.from_path()

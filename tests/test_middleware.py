@@ -383,7 +383,7 @@ def test_answer_rules_fold_case_and_restrict_the_alphabet():
 
     from scrapy_captcha import SEED_ALPHABET, Solver
     from scrapy_captcha.answers import answer_rules
-    from scrapy_captcha.middleware import read_answer
+    from scrapy_captcha.solver import read_answer
 
     solver = Solver.from_path()
     config = solver.config
@@ -403,7 +403,7 @@ def test_answer_rules_with_the_seed_one_hot_head():
 
     from scrapy_captcha import ModelConfig, Solver, Weights, build_model
     from scrapy_captcha.answers import answer_rules
-    from scrapy_captcha.middleware import read_answer
+    from scrapy_captcha.solver import read_answer
 
     config = ModelConfig(arch="seed-vgg", max_length=4)
     torch.manual_seed(0)
