@@ -83,7 +83,7 @@ def export_tree(revision: str) -> Path:
     archive = subprocess.run(["git", "archive", revision], cwd=REPO, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     for name in ("benchmarks/__init__.py", "benchmarks/machine.py", "benchmarks/hostile.py", "benchmarks/stuck_captcha.py",
-                 "example_project/demo_site.py"):
+                 "example_project/demo_site.py", "example_project/demo_captchas.py"):
         shutil.copyfile(REPO / name, tree / name)
     return tree
 

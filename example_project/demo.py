@@ -30,7 +30,8 @@ from scrapy.settings import Settings
 
 from .catalog.items import Product
 from .catalog.spiders.catalog import CatalogSpider
-from .demo_site import CAPTCHA_MODES, CAPTCHA_STYLES, IMAGE_MODES, DemoSite, SiteOptions
+from .demo_captchas import CAPTCHA_STYLES
+from .demo_site import CAPTCHA_MODES, IMAGE_MODES, DemoSite, SiteOptions
 
 SETTINGS_MODULE = "example_project.catalog.settings"
 

@@ -6,9 +6,9 @@ catalogue page is sent to a captcha page (a 302 to ``/captcha?next=...``, or the
 in place); the captcha page is a ``<form method="post" action="/captcha/verify">`` with a hidden
 ``csrf_token`` bound to the session, a hidden ``next``, an ``<img id="captcha-image">`` and a text
 field ``answer``. Every fetch of the image draws a fresh ``captcha``-library image (160x60, the seed's
-alphabet) bound to the session; the last one fetched is the one checked. The right answer verifies
-the session and redirects to ``next``; a wrong one serves the captcha page again with
-``<p class="error">`` and a new image.
+alphabet; drawn by :mod:`example_project.demo_captchas`) bound to the session; the last one fetched
+is the one checked. The right answer verifies the session and redirects to ``next``; a wrong one
+serves the captcha page again with ``<p class="error">`` and a new image.
 
 Pages::
 
@@ -44,21 +44,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-try:
-    from captcha.image import ImageCaptcha
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "example_project.demo_site draws its captchas with the `captcha` library: "
-        "pip install 'scrapy-captcha[trainer]'"
-    ) from exc
+from .demo_captchas import CAPTCHA_STYLES, IMAGE_HEIGHT, IMAGE_WIDTH, CaptchaDrawer
 
-# The seed model's alphabet: scrapy_captcha.codec.SEED_ALPHABET (a test keeps them equal). Not
-# imported, so that the site starts without loading torch.
-ALPHABET = "0123456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
-IMAGE_WIDTH, IMAGE_HEIGHT = 160, 60
 CAPTCHA_MODES = ("redirect", "inline")
 IMAGE_MODES = ("png", "broken", "html", "data-uri")
-CAPTCHA_STYLES = ("captcha", "ribbon", "night")  # the last two: example_project/demo_styles.py, unseen by the bundled model
 SESSION_COOKIE = "session"
 CATEGORY_NAMES = ("books", "music", "games", "tools", "garden", "kitchen", "toys", "sports")
 ADJECTIVES = ("Classic", "Compact", "Deluxe", "Vintage", "Modern", "Rugged", "Handmade", "Portable", "Silent")
@@ -79,7 +68,7 @@ class SiteOptions:
     always_reject: bool = False
     image_mode: str = "png"  # "png" | "broken" | "html" | "data-uri"
     length: int = 4
-    arithmetic: bool = False  # captchas are sums such as "7+4=?" (draw_arithmetic); the answer is the result
+    arithmetic: bool = False  # captchas are sums such as "7+4=?" (demo_captchas.draw_arithmetic); the answer is the result
     style: str = "captcha"  # "captcha" (the captcha package) or a style of example_project.demo_styles
 
     def __post_init__(self) -> None:
@@ -119,37 +108,6 @@ class Session:
     verified: bool = False
     pages_left: int = 0  # with solve_every > 0: pages this session may see before it must solve again
     answer: str | None = None  # text of the last image drawn for this session
-
-
-ARITHMETIC_OPERATORS = ("+", "-", "x")
-
-
-def arithmetic_challenge(rng: Any) -> tuple[str, str]:
-    """A sum for the arithmetic mode, e.g. ``("7+4=?", "11")``: text to draw and the answer."""
-    a, b, operator = rng.randint(0, 20), rng.randint(0, 9), rng.choice(ARITHMETIC_OPERATORS)
-    if operator == "-" and b > a:
-        a, b = b, a
-    result = a + b if operator == "+" else a - b if operator == "-" else a * b
-    return f"{a}{operator}{b}=?", str(result)
-
-
-def draw_arithmetic(text: str) -> Any:
-    """The arithmetic mode's image of ``text`` (a PIL image): dark text on a pale background, a
-    line across it; drawn with the font the ``captcha`` package ships. Usable as a trainer plug-in
-    (``--generator example_project.demo_site:draw_arithmetic``)."""
-    import os
-    import random
-
-    import captcha
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.truetype(os.path.join(os.path.dirname(captcha.__file__), "data", "DroidSansMono.ttf"), 24)
-    image = Image.new("RGB", (20 + 15 * len(text), 40), (245, 244, 236))
-    draw = ImageDraw.Draw(image)
-    draw.text((10 + random.randint(-3, 3), 20 + random.randint(-3, 3)), text, font=font, fill=(30, 30, 90), anchor="lm")
-    y = random.randint(8, 32)
-    draw.line([(0, y), (image.width, y + random.randint(-8, 8))], fill=(150, 150, 170), width=1)
-    return image
 
 
 def category_names(count: int) -> list[str]:
@@ -210,8 +168,7 @@ class DemoSite:
         self.products = build_catalogue(self.options)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
-        self._captcha = ImageCaptcha(IMAGE_WIDTH, IMAGE_HEIGHT)
-        self._captcha_lock = threading.Lock()  # fonts are shared FreeType objects
+        self._drawer = CaptchaDrawer()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -304,31 +261,11 @@ class DemoSite:
             self.served_pages.add(path)
             return True
 
-    def _draw_arithmetic(self, session: Session) -> bytes:
-        import io
-
-        text, answer = arithmetic_challenge(secrets.SystemRandom())
-        buffer = io.BytesIO()
-        draw_arithmetic(text).save(buffer, "PNG")
-        with self._lock:
-            session.answer = answer
-            self.stats["images"] += 1
-        return buffer.getvalue()
-
     def draw_captcha(self, session: Session) -> bytes:
         """A fresh PNG for ``session``; its text (arithmetic mode: its result) becomes the session's expected answer."""
-        if self.options.arithmetic:
-            return self._draw_arithmetic(session)
-        text = "".join(secrets.choice(ALPHABET) for _ in range(self.options.length))
-        if self.options.style != "captcha":
-            from .demo_styles import STYLES
-
-            png = STYLES[self.options.style](text, secrets.SystemRandom())
-        else:
-            with self._captcha_lock:
-                png = self._captcha.generate(text, format="png").getvalue()
+        png, answer = self._drawer.draw(self.options.length, self.options.style, self.options.arithmetic)
         with self._lock:
-            session.answer = text
+            session.answer = answer
             self.stats["images"] += 1
         return png
 

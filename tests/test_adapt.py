@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from example_project.demo_site import ALPHABET
+from example_project.demo_captchas import ALPHABET
 from example_project.demo_styles import ribbon
 from scrapy_captcha.recording import ACCEPTED, NOT_SUBMITTED, REJECTED, Recorder
 from scrapy_captcha.solver import Solver

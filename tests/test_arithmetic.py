@@ -15,7 +15,7 @@ import scrapy
 from scrapy.crawler import CrawlerRunner
 from scrapy.settings import Settings
 
-from example_project.demo_site import arithmetic_challenge, draw_arithmetic
+from example_project.demo_captchas import arithmetic_challenge, draw_arithmetic
 from scrapy_captcha import CaptchaSettingsError
 from scrapy_captcha.arithmetic import arithmetic_answer, parse_arithmetic_setting, solve_expression
 from scrapy_captcha.middleware import PRIORITY
@@ -97,7 +97,7 @@ def arithmetic_weights(tmp_path_factory, one_thread) -> Path:
     from trainer.train import TrainConfig, run
 
     out = tmp_path_factory.mktemp("arithmetic-model")
-    spec = GeneratorSpec(style="plugin", plugin="example_project.demo_site:draw_arithmetic", alphabet=ARITHMETIC_ALPHABET,
+    spec = GeneratorSpec(style="plugin", plugin="example_project.demo_captchas:draw_arithmetic", alphabet=ARITHMETIC_ALPHABET,
                          lengths=(3, 7))
     model = ModelConfig(alphabet=ARITHMETIC_ALPHABET, height=32, resize="height", hidden=64, max_length=8)
     final = run(TrainConfig(out=str(out), model=model, synthetic=spec, epochs=2, steps_per_epoch=120, val_size=100,

@@ -23,7 +23,8 @@ from scrapy.settings import Settings
 
 from example_project.catalog.items import Product
 from example_project.catalog.spiders.catalog import CatalogSpider
-from example_project.demo_site import ALPHABET, DemoSite, SiteOptions
+from example_project.demo_captchas import ALPHABET
+from example_project.demo_site import DemoSite, SiteOptions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from example_project.demo_site import ALPHABET
+from example_project.demo_captchas import ALPHABET
 from example_project.demo_styles import ribbon
 from scrapy_captcha.recording import ACCEPTED, NOT_SUBMITTED, REJECTED, Recorder
 from trainer.label import check_label, hand_labels_path, read_hand_labels, write_hand_label
