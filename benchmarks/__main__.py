@@ -141,8 +141,22 @@ class Run:
         self.results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         out = self.args.out
         out.mkdir(parents=True, exist_ok=True)
+        self.results = repo_relative(self.results)
         _write_atomic(out / "results.json", json.dumps(self.results, indent=2, default=str) + "\n")
         _write_atomic(out / "results.md", render_markdown(self.results))
+
+
+def repo_relative(value: Any) -> Any:
+    """``value`` with every path inside the repository written relative to it (results are shared)."""
+    if isinstance(value, dict):
+        return {key: repo_relative(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(item) for item in value]
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return value.replace(f"{REPO}/", "")
+    return value
 
 
 def _write_atomic(path: Path, text: str) -> None:
