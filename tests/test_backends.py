@@ -261,3 +261,17 @@ def test_int8_export_is_a_faster_opt_in_that_reads_almost_the_same(tmp_path, fix
         export(None, tmp_path / "x.onnx", int8=tmp_path / "empty")
     with pytest.raises(ValueError, match="is not a folder"):
         export(None, tmp_path / "x.onnx", int8=tmp_path / "missing")
+
+
+def test_evaluate_reads_onnx_weights_like_the_pt_file(fixed_set, tmp_path):
+    from trainer.evaluate import evaluate
+
+    for index, (label, image) in enumerate(fixed_set[:60]):
+        (tmp_path / f"{index}-{label}.png").write_bytes(image)
+    through_onnx = evaluate(tmp_path, BUNDLED_ONNX, latency_samples=3)
+    through_torch = evaluate(tmp_path, BUNDLED_WEIGHTS, latency_samples=3)
+    assert through_onnx["count"] == through_torch["count"] == 60
+    assert through_onnx["sequence_accuracy"] == through_torch["sequence_accuracy"] > 0.5
+    assert through_onnx["mistakes"] == through_torch["mistakes"]
+    assert through_onnx["parameters"] == through_torch["parameters"]
+    assert through_onnx["weights"] == str(BUNDLED_ONNX)

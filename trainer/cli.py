@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("evaluate", help="score weights on a labelled folder",
                              description="Sequence and character accuracy, confusions and latency.")
     ev.add_argument("--data", type=Path, required=True, help="labelled folder")
-    ev.add_argument("--weights", type=Path, help="weights file (default: the bundled model)")
+    ev.add_argument("--weights", type=Path, help="weights file, .pt or .onnx (default: the bundled model)")
     ev.add_argument("--json", type=Path, help="also write the results here as JSON")
     ev.add_argument("--batch-size", type=int, default=256)
     ev.add_argument("--allow-skip", action="store_true", help="skip unusable files instead of stopping")

@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scrapy_captcha.arithmetic import arithmetic_answer
 from scrapy_captcha.codec import Codec, LabelError
-from scrapy_captcha.model import count_parameters
+from scrapy_captcha.model import ModelConfig, build_model, count_parameters
 from scrapy_captcha.solver import Solver
-from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights
+from scrapy_captcha.weights import BUNDLED_WEIGHTS
 
 from .data import scan_folder
 from .metrics import confusions, score
@@ -36,7 +38,9 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
     A label with characters outside the model's alphabet is scored like any other (those
     characters can only be misses) and counted in ``labels_outside_alphabet``.
     """
-    solver = Solver(load_weights(weights), device)  # the middleware's path: bytes -> tensor -> logits -> text
+    # the middleware's path: bytes -> array -> logits -> text, through onnxruntime for an .onnx file
+    onnx = weights is not None and Path(weights).suffix.lower() == ".onnx"
+    solver = Solver.from_path(weights or BUNDLED_WEIGHTS, device, backend="onnx" if onnx else "torch")
     config = solver.config
     samples = scan_folder(data, _AnyCharacters(config.alphabet), max_length=10**6, allow_skip=allow_skip)
     images = [path.read_bytes() for path, _ in samples]
@@ -62,7 +66,7 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
         "characters_outside_alphabet": "".join(outside),
         "weights": str(weights or BUNDLED_WEIGHTS),
         "arch": config.arch,
-        "parameters": count_parameters(solver.model),
+        "parameters": _parameters(config),
         "data": str(data),
         "mistakes": [{"file": path.name, "predicted": p, **({"reading": r} if arithmetic else {})}
                      for (path, t), p, r in zip(samples, predicted, readings) if p != t][:50],
@@ -91,3 +95,10 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append("most frequent confusions (true -> predicted):")
         lines += [f"  {c['true']} -> {c['predicted']}: {c['count']}" for c in result["confusions"]]
     return "\n".join(lines)
+
+
+
+def _parameters(config: ModelConfig) -> int:
+    """The parameters of the model ``config`` describes (shapes only: an .onnx file folds BatchNorm away)."""
+    with torch.device("meta"):
+        return count_parameters(build_model(config))
