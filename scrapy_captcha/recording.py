@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from .files import replace_atomically
 from .image import load_image
 
 try:
@@ -224,15 +225,7 @@ def append_line(path: Path, line: bytes) -> None:
 
 def replace_text(path: Path, text: str) -> None:
     """Replace ``path``'s content atomically (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, text, prefix=_TEMP_PREFIX)
 
 
 def read_attempts(directory: str | os.PathLike[str]) -> list[Attempt]:

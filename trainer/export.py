@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from scrapy_captcha.backends.onnx_backend import META_CONFIG, META_FORMAT, META_SUMMARY, META_VERSION
+from scrapy_captcha.files import replace_atomically
 from scrapy_captcha.weights import FORMAT, VERSION, Weights, load_weights
 
 OPSET = 17
@@ -146,13 +146,5 @@ def export(weights_path: str | Path | None, out: str | Path, int8: str | Path | 
         difference = info["held_out_differing"] / info["held_out_images"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(out, data)
     return out, difference
