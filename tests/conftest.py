@@ -40,3 +40,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def servers():
+    """Start hostile-test servers for the test, stop them after: ``servers(CaptchaSite(...))``."""
+    started = []
+
+    def start(server):
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -25,20 +25,6 @@ pytestmark = pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundl
 ATTEMPTS = 3  # CAPTCHA_MAX_ATTEMPTS in tests.hostile_site
 
 
-@pytest.fixture
-def servers():
-    """Start servers for the test, stop them after: ``servers(CaptchaSite(...))``."""
-    started: list[Server] = []
-
-    def start(server: Server) -> Any:
-        started.append(server.start())
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     """A 74-byte PNG declaring 900 Mpx."""
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -8,7 +8,6 @@ session, and other sessions' pages arriving while the stuck round still runs.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 import pytest_twisted
@@ -17,19 +16,6 @@ from scrapy_captcha import BUNDLED_WEIGHTS, CaptchaImageError
 from tests.hostile_site import CaptchaSite, Hit, Server, assert_counted, crawl
 
 pytestmark = pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundled weights at {BUNDLED_WEIGHTS}")
-
-
-@pytest.fixture
-def servers():
-    started: list[Server] = []
-
-    def start(server: Server) -> Any:
-        started.append(server.start())
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest_twisted.ensureDeferred
