@@ -33,8 +33,12 @@ FAMILIES = ("0.7", "0.5", "plain", "styled", "arithmetic", "plugin")
 MIXES: dict[str, dict[str, float]] = {
     "mixed": {"0.7": 1, "0.5": 1},
     "generalist": {"0.7": 0.16, "0.5": 0.10, "plain": 0.14, "styled": 0.50, "arithmetic": 0.10},
+    # the generalist's second stage: the learning rate cools down on a mix that leans on the seed's styles
+    "generalist-final": {"0.7": 0.35, "0.5": 0.15, "plain": 0.10, "styled": 0.32, "arithmetic": 0.08},
 }
-#: In the generalist mix the library styles draw the seed task's texts, so its floors keep being trained.
+#: The mixes whose library styles draw the seed task's texts (see :func:`family_text`).
+GENERALIST_MIXES = ("generalist", "generalist-final")
+#: In the generalist mixes the library styles draw the seed task's texts, so its floors keep being trained.
 SEED_TEXT = TextSpec(SEED_ALPHABET, (4, 4))
 SEED_FAMILIES = ("0.7", "0.5")
 
@@ -124,7 +128,7 @@ def make_family(name: str, fonts: Callable[[], FontSet], plugin: str | None = No
 def family_text(mix: str, family: str, text: TextSpec) -> TextSpec:
     """The texts a family draws: in the generalist mix the library styles draw the seed task's texts
     and the others leave the arithmetic symbols to the ``arithmetic`` family."""
-    if mix != "generalist":
+    if mix not in GENERALIST_MIXES:
         return text
     if family in SEED_FAMILIES:
         return SEED_TEXT
