@@ -31,7 +31,7 @@ def _png(image: Image.Image) -> bytes:
 
 
 def junk_images() -> dict[str, bytes]:
-    """Images nothing like a captcha that still read as some text."""
+    """Images nothing like a captcha: a model reads no text in them, or some text with low confidence."""
     rng = np.random.default_rng(0)
     return {
         "black": _png(Image.new("L", (160, 60), 0)),
@@ -49,7 +49,8 @@ def test_the_floor_refuses_junk_and_keeps_real_captchas(one_thread):
     solver = Solver.from_path()
     for name, data in junk_images().items():
         prediction, _ = read_answer(solver, None, data)
-        assert prediction.text and prediction.confidence < DEFAULT_MIN_CONFIDENCE, (name, prediction)
+        # never answered: the middleware submits no empty text and nothing below the floor
+        assert not prediction.text or prediction.confidence < DEFAULT_MIN_CONFIDENCE, (name, prediction)
     draw, rng = ImageCaptcha(160, 60), random.Random(10)
     confidences = []
     for _ in range(100):

@@ -103,7 +103,7 @@ async def test_allowed_domains_allow_other_ports_of_their_hosts(servers):
     assert not outcome.failures and outcome.captcha("solved") == 1 and len(other.hits) == 1
 
 
-# (id, CaptchaSite keyword arguments, settings, error class, words in the reason)
+# (id, CaptchaSite keyword arguments, settings, error class, words in the reason: a string, or a tuple of alternatives)
 BROKEN = [
     ("image-declaring-900-mpx", {"image_reply": (200, {"Content-Type": "image/png"}, png_bomb())}, {},
      CaptchaImageError, "900,000,000 pixels, over the cap of 4,000,000"),
@@ -114,7 +114,7 @@ BROKEN = [
     ("image-over-max-pixels", {"image_reply": (200, {"Content-Type": "image/png"}, png(400, 300))},
      {"CAPTCHA_MAX_IMAGE_PIXELS": 100_000}, CaptchaImageError, "over the cap of 100,000 pixels"),
     ("black-image-not-answered", {"image_reply": (200, {"Content-Type": "image/png"}, png(160, 60, colour=0))}, {},
-     CaptchaUnsolved, "below CAPTCHA_MIN_CONFIDENCE"),
+     CaptchaUnsolved, ("below CAPTCHA_MIN_CONFIDENCE", "read no text in the image")),  # a CTC model may read nothing there
     ("image-always-404", {"image_reply": (404, {}, b"gone")}, {}, CaptchaImageError, "answered HTTP 404"),
     ("answer-answered-500", {"verify_reply": (500, {"Content-Type": "text/html"}, b"<html>oops</html>")}, {},
      CaptchaFormError, "form refused with HTTP 500"),
@@ -130,7 +130,7 @@ async def test_broken_images_and_forms_end_in_a_counted_captcha_error(servers, c
     with caplog.at_level(logging.DEBUG):
         outcome = await crawl([site.url + "/page/1"], settings)
     [error] = outcome.errors()
-    assert type(error) is error_class and words in error.reason, repr(error)
+    assert type(error) is error_class and any(w in error.reason for w in ((words,) if isinstance(words, str) else words)), repr(error)
     assert error.url == site.url + "/page/1"
     assert outcome.captcha("detected") == outcome.captcha("gave_up") == 1
     assert_counted(outcome)
