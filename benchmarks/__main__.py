@@ -3,7 +3,8 @@
 Sections, in order: the test set (drawn once, then reused), training under one wall-clock budget
 (the default CRNN recipe and the seed's VGG network), recognition on the test set, inference
 speed, peak memory, the crawl, the unseen styles (captchas drawn by other packages, see
-``benchmarks/unseen/``) and hostile pages (``benchmarks/hostile.py``). Results go to
+``benchmarks/unseen/``), hostile pages (``benchmarks/hostile.py``) and, with ``--adapt`` only (tens
+of minutes), the crawl + adapt rounds curve (``benchmarks/adapt.py``). Results go to
 ``benchmarks/results.json`` and ``benchmarks/results.md``, rewritten after every section. About
 17 minutes on a 2-core CPU.
 """
@@ -26,7 +27,7 @@ from . import crawl, hostile, training
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "worker", "unseen", "hostile", "ddddocr")
+SECTIONS = ("training", "recognition", "speed", "memory", "crawl", "worker", "unseen", "hostile", "adapt", "ddddocr")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Profile:
     memory_images: int = 100
     unseen_count: int = 500  # images per held-out style (benchmarks/unseen/)
     hostile: hostile.HostilePlan = field(default_factory=hostile.HostilePlan)
+    adapt: dict[str, Any] = field(default_factory=dict)  # benchmarks.adapt options; empty: its defaults
 
 
 QUICK = Profile(
@@ -54,7 +56,8 @@ QUICK = Profile(
     crawl=crawl.CrawlPlan(categories=2, items_per_category=6, page_size=3, solve_every=4,
                           concurrency=(("Scrapy defaults (16, 8 per domain)", 16, 8),), repeats=1),
     latency_calls=6, latency_rounds=2, warmup=1, batch_size=8, batches=1, memory_images=10, unseen_count=8,
-    hostile=hostile.QUICK,
+    hostile=hostile.QUICK, adapt={"rounds": 1, "adapt_steps": 2, "categories": 1, "items": 4, "hand_labels": 4,
+                                         "max_attempts": 10},
 )
 
 
@@ -68,6 +71,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Profile]:
     parser.add_argument("--crawl-repeats", type=int,
                         help=f"crawls per gate and concurrency level, alternating; the median is reported (default: {full.crawl.repeats})")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
+    parser.add_argument("--adapt", action="store_true",
+                        help="also run the adapt section (benchmarks/adapt.py's default scenarios; tens of minutes on 2 cores)")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke version with tiny sizes (figures meaningless)")
     parser.add_argument("--out", type=Path, default=HERE, help="where results.md and results.json go (default: benchmarks/)")
     parser.add_argument("--data-dir", type=Path, default=HERE / "data",
@@ -115,9 +120,9 @@ class Run:
     def done(self, name: str) -> bool:
         return self.results["sections"].get(name, {}).get("status") == "done"
 
-    def section(self, name: str, work: Callable[[], Any]) -> None:
-        if name in self.args.skip:
-            self.results["sections"][name] = {"status": "skipped", "why": f"--skip {name}"}
+    def section(self, name: str, work: Callable[[], Any], skip_why: str | None = None) -> None:
+        if name in self.args.skip or skip_why:
+            self.results["sections"][name] = {"status": "skipped", "why": f"--skip {name}" if name in self.args.skip else skip_why}
             print(f"== {name}: skipped", flush=True)
             return
         print(f"== {name}", flush=True)
@@ -277,6 +282,14 @@ def unseen_all(contenders: dict[str, Any], folder: Path, count: int, argv: list[
     return section(chosen, folder, list(STYLES), count, DEFAULT_SEED, command)
 
 
+def adapt_all(folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Crawl -> record -> adapt rounds on the demo site (issue 9's goals), benchmarks/adapt.py's default scenarios."""
+    from . import adapt
+
+    options = {**options, "out": str(folder)}
+    return {"options": options, "scenarios": adapt.run_scenarios(list(adapt.DEFAULT_SCENARIOS), options)}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, profile = parse_args(argv)
@@ -305,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     unseen_dir = args.data_dir / ("unseen-quick" if args.quick else "unseen")
     run.section("unseen", lambda: unseen_all(contenders, unseen_dir, profile.unseen_count, argv))
     run.section("hostile", lambda: hostile.run_all(profile.hostile))
+    adapt_dir = args.data_dir / ("adapt-quick" if args.quick else "adapt")
+    run.section("adapt", lambda: adapt_all(adapt_dir, profile.adapt), None if args.adapt else "long (tens of minutes): run with --adapt")
 
     run.write()
     print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'} in {run.results['total_minutes']:.1f} min",

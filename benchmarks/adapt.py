@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parents[1]
+DEFAULT_SCENARIOS = ("loop:ribbon", "hand:night")
 
 
 def draw_pool(name: str, count: int, seed: int, folder: Path) -> Path:
@@ -116,22 +118,33 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(2)
     args.scenario = args.scenario[0]
     kind, _, style = args.scenario.partition(":")
-    out = Path(args.out) / args.scenario.replace(":", "-")
+    out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start_name(args.weights)}" if args.weights else ""))
     pool = draw_pool(style[len("pool-"):], args.pool_size, args.seed, out.parent / f"pool-{style}") if style.startswith("pool-") else None
+    shutil.rmtree(out, ignore_errors=True)  # a new recording, not one grown over the last run's
     site = make_site(style, pool, args.categories, args.items)
     rounds = args.rounds if kind == "loop" else 1
     if args.max_attempts is None:
         args.max_attempts = 10 if kind == "loop" else 2 * args.hand_labels + 100
     demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
+                            *(["--weights", args.weights] if args.weights else []),
                             "--record-dir", str(out / "recording"), "-s", f"CAPTCHA_MAX_ATTEMPTS={args.max_attempts}",
                             *(["-s", "CAPTCHA_ANSWER_CASE=upper"] if pool is not None else [])])
     hand = hand_labeller(site, args.hand_labels, args.seed) if kind == "hand" else None
     started, cpu = time.perf_counter(), time.process_time()
     with site:
         result = adapt_loop(site, demo_args, out / "recording", before_adapt=hand)
-    return {"scenario": args.scenario, "rounds": [{**asdict(r), "rate": r.rate} for r in result],
+    return {"scenario": args.scenario, "start": start_name(args.weights), "rounds": [{**asdict(r), "rate": r.rate} for r in result],
             "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-            "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts")}}
+            "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts",
+                                                       "weights")}}
+
+
+def start_name(weights: str | None) -> str:
+    """How a result names its starting weights: ``bundled``, or the folder holding them (``generalist-pilot``)."""
+    if not weights:
+        return "bundled"
+    path = Path(weights)
+    return path.parent.name if path.name == "weights.pt" and path.parent.name else path.stem
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -147,9 +160,27 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+OPTIONS = ("out", "rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts", "pool_size", "seed", "weights")
+
+
+def run_scenarios(scenarios: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each scenario in a child process (one reactor each) with ``options`` (:data:`OPTIONS`, None for the default)."""
+    results = []
+    for scenario in scenarios:
+        command = [sys.executable, "-m", "benchmarks.adapt", "--child", "--scenario", scenario,
+                   *[f"--{k.replace('_', '-')}={options[k]}" for k in OPTIONS if options.get(k) is not None]]
+        print(f"$ {' '.join(command[2:])}", flush=True)
+        child = subprocess.run(command, cwd=HERE, capture_output=True, text=True)
+        sys.stdout.write("".join(line + "\n" for line in child.stdout.splitlines() if not line.startswith("RESULT ")))
+        if child.returncode != 0:
+            raise RuntimeError(f"scenario {scenario} failed (exit status {child.returncode}): {child.stderr[-3000:]}")
+        results.append(json.loads(next(line for line in child.stdout.splitlines() if line.startswith("RESULT "))[7:]))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.adapt", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", action="append", help="loop:STYLE or hand:STYLE (default: loop:ribbon, hand:night)")
+    parser.add_argument("--scenario", action="append", help="loop:STYLE or hand:STYLE (default: " + ", ".join(DEFAULT_SCENARIOS) + ")")
     parser.add_argument("--out", default="benchmarks/data/adapt", help="folder for the recordings and runs")
     parser.add_argument("--json", default="benchmarks/adapt.json", help="results file; scenarios run now replace their entries")
     parser.add_argument("--rounds", type=int, default=3)
@@ -162,27 +193,22 @@ def main(argv: list[str] | None = None) -> int:
                              "first crawl, which reads almost nothing, records enough images before giving up)")
     parser.add_argument("--pool-size", type=int, default=3000, help="images drawn for a pool-<name> style")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", help="weights of the first crawl and adapt (default: the bundled model), e.g. "
+                                          "runs/generalist-pilot/weights.pt")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(run_scenario(args)), flush=True)
         return 0
-    results = []
-    for scenario in args.scenario or ["loop:ribbon", "hand:night"]:
-        command = [sys.executable, "-m", "benchmarks.adapt", "--child", "--scenario", scenario,
-                   *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("out", "rounds", "adapt_steps", "categories", "items",
-                                                                            "hand_labels", "max_attempts", "pool_size", "seed")
-                     if getattr(args, k) is not None]]
-        print(f"$ {' '.join(command[2:])}", flush=True)
-        child = subprocess.run(command, cwd=HERE, capture_output=True, text=True)
-        sys.stdout.write("".join(line + "\n" for line in child.stdout.splitlines() if not line.startswith("RESULT ")))
-        if child.returncode != 0:
-            print(child.stderr[-3000:], file=sys.stderr)
-            return 1
-        results.append(json.loads(next(line for line in child.stdout.splitlines() if line.startswith("RESULT "))[7:]))
+    try:
+        results = run_scenarios(args.scenario or list(DEFAULT_SCENARIOS), {k: getattr(args, k) for k in OPTIONS})
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     path = Path(args.json)
     previous = json.loads(path.read_text()) if path.exists() else []
-    kept = [r for r in previous if r["scenario"] not in {n["scenario"] for n in results}]
+    ran = {(r["scenario"], r["start"]) for r in results}
+    kept = [r for r in previous if (r["scenario"], r.get("start", "bundled")) not in ran]
     path.write_text(json.dumps(kept + results, indent=2))
     print(table(kept + results))
     return 0

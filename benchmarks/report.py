@@ -258,7 +258,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     for title, render in (("Goals", _goals), ("Recognition", _recognition), ("Inference speed", _speed),
                           ("Peak memory", _memory), ("Light crawl worker", _worker), ("Training cost", _training), ("Crawl", _crawl),
-                          ("Unseen styles", _unseen), ("Hostile pages", _hostile)):
+                          ("Unseen styles", _unseen), ("Hostile pages", _hostile), ("Learning a site's captchas (adapt)", _adapt)):
         body = render(results)
         if body:
             parts += [f"## {title}", "", body, ""]
@@ -429,6 +429,12 @@ def _hostile(results: dict[str, Any]) -> str:
     from .hostile import render
 
     return render(results["hostile"]) if "hostile" in results else ""
+
+
+def _adapt(results: dict[str, Any]) -> str:
+    from .adapt import table as adapt_table
+
+    return adapt_table(results["adapt"]["scenarios"]) if results.get("adapt") else ""
 
 
 def _worker(results: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """``make demo``: start the demo shop, crawl it with the example project and scrapy-captcha, print a summary.
 
     python -m example_project.demo [--solve-every 10] [--mode inline] [--status 403] [-s NAME=VALUE ...]
-    python -m example_project.demo --adapt [--rounds 3] [--style ribbon] [--record-dir DIR]
+    python -m example_project.demo --adapt [--rounds 3] [--style ribbon] [--record-dir DIR] [--weights W]
 
 The shop runs in this process on a free port; the ``catalog`` spider crawls it with the example
 project's settings (scrapy-captcha enabled, bundled model) in an ``AsyncCrawlerProcess``. The exit
@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     loop.add_argument("--rounds", type=int, default=3, help="adapt steps between crawls (default: %(default)s)")
     loop.add_argument("--adapt-steps", type=int, default=200, help="training steps of each adapt (default: %(default)s)")
     loop.add_argument("--record-dir", type=Path, help="recording folder (default: a new temporary one); runs go beside it")
+    loop.add_argument("--weights", type=Path, help="weights of the first crawl and the first adapt's start (default: the bundled model)")
     loop.add_argument("--goal", type=float, default=0.95, help="first-try acceptance the last round must reach")
     crawl = parser.add_argument_group("crawl")
     crawl.add_argument("-s", "--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
@@ -199,7 +200,8 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
     logging.getLogger("tldextract").setLevel(logging.ERROR)
 
     async def loop() -> None:
-        weights: Path | None = None
+        weights: Path | None = args.weights
+        start = "bundled" if weights is None else weights.parent.name or weights.name
         for number in range(1, args.rounds + 2):
             settings = base.copy()
             if weights is not None:
@@ -209,7 +211,7 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
             pending = process.crawl(crawler)
             await (maybe_deferred_to_future(pending) if isinstance(pending, Deferred) else pending)
             stats = crawler.stats.get_stats()
-            row = Round(number, "bundled" if weights is None else f"round-{number - 1}", stats.get("captcha/detected", 0),
+            row = Round(number, start if number == 1 else f"round-{number - 1}", stats.get("captcha/detected", 0),
                         stats.get("captcha/solved_first_attempt", 0), stats.get("captcha/gave_up", 0), time.perf_counter() - started,
                         crawl_cpu_seconds=time.process_time() - cpu)
             if number <= args.rounds:

@@ -1,0 +1,48 @@
+"""``python -m benchmarks --quick --adapt``: the adapt section runs its scenarios and lands in results.json and results.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scrapy_captcha.weights import BUNDLED_WEIGHTS
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundled weights at {BUNDLED_WEIGHTS}")
+
+OTHER_SECTIONS = "training,recognition,speed,memory,worker,crawl,unseen,hostile,ddddocr"
+
+
+def test_quick_adapt_section(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--adapt", "--count", "4", "--skip", OTHER_SECTIONS,
+               "--out", str(tmp_path), "--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["sections"]["adapt"]["status"] == "done"
+    scenarios = results["adapt"]["scenarios"]
+    assert [s["scenario"] for s in scenarios] == ["loop:ribbon", "hand:night"]
+    for scenario in scenarios:
+        assert scenario["start"] == "bundled"
+        first, second = scenario["rounds"]  # --quick: one adapt between two crawls
+        assert (first["weights"], second["weights"]) == ("bundled", "round-1")
+        assert first["met"] >= 1 and first["adapt_seconds"] > 0 and second["adapt_seconds"] is None
+        assert 0 <= second["rate"] <= 1
+    assert (tmp_path / "data" / "adapt-quick" / "loop-ribbon" / "recording-runs" / "round-1" / "weights.pt").is_file()
+    assert "## Learning a site's captchas (adapt)" in (tmp_path / "results.md").read_text()
+    assert "`hand:night` | 2 | round-1" in (tmp_path / "results.md").read_text()
+
+
+def test_the_adapt_section_is_skipped_without_the_flag(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--count", "4", "--skip", OTHER_SECTIONS,
+               "--out", str(tmp_path), "--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    section = json.loads((tmp_path / "results.json").read_text())["sections"]["adapt"]
+    assert section == {"status": "skipped", "why": "long (tens of minutes): run with --adapt"}
