@@ -151,3 +151,34 @@ def test_the_demo_site_draws_the_unseen_styles(demo_site):
         with Image.open(io.BytesIO(png)) as image:
             assert image.format == "PNG" and image.size == (160, 60)
         assert site.stats["images"] == 1
+
+
+def test_augmenting_a_dark_image_fills_with_its_own_background():
+    from torchvision.transforms import v2
+
+    from trainer.adapt import OnOwnBackground
+
+    shift = v2.RandomAffine(degrees=0, translate=(0.3, 0.3), fill=1.0)  # fills what it uncovers with white
+    dark = torch.full((1, 60, 160), 0.1)
+    dark[:, 25:35, 60:100] = 0.9  # a light stroke on a dark background, like the demo's 'night' style
+    torch.manual_seed(0)
+    assert max(shift(dark).max().item() for _ in range(5)) == 1.0  # the white fill the wrapper is there for
+    torch.manual_seed(0)
+    shifted = [OnOwnBackground(shift)(dark) for _ in range(5)]
+    assert all(image.max().item() <= 0.9 + 1e-6 and (image - 0.1).abs().lt(1e-6).float().mean() > 0.5 for image in shifted)
+    light = 1.0 - dark  # dark text on white: augmented as it is
+    torch.manual_seed(0)
+    expected = shift(light)
+    torch.manual_seed(0)
+    assert torch.equal(OnOwnBackground(shift)(light), expected)
+
+
+def test_supervised_share_reads_no_unlabelled_image_before_its_end(recording, tmp_path):
+    folder, _, _ = recording
+    final = run(AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), steps=4, batch_size=8, threshold=0.0,
+                            supervised_share=1.0, eval_every=4, progress=False))
+    assert final["pseudo_labels"] == final["dropped_low_confidence"] == final["dropped_known_wrong"] == 0
+    final = run(AdaptConfig(folder=str(folder), out=str(tmp_path / "run2"), steps=4, batch_size=8, threshold=0.0,
+                            supervised_share=0.5, eval_every=4, progress=False))
+    read = final["pseudo_labels"] + final["dropped_low_confidence"] + final["dropped_known_wrong"]
+    assert read == 2 * 16  # steps 3 and 4, 16 unlabelled images each

@@ -64,6 +64,8 @@ class AdaptConfig:
     threshold: float = 0.9  # teacher confidence above which a reading becomes a target
     unlabelled_weight: float = 1.0
     ema: float = 0.99
+    supervised_share: float = 0.0  # first share of the steps on labelled images alone (no teacher readings yet)
+    labelled_augmentation: str = "weak"  # "weak" or "strong": a few hundred labels overfit under light changes
     holdout: float = 0.15
     eval_every: int = 50
     seed: int = 0
@@ -147,6 +149,24 @@ def strong_augmentation() -> v2.Compose:
         v2.GaussianNoise(sigma=0.04),
         v2.Lambda(lambda x: x.clamp_(0.0, 1.0)),
     ])
+
+
+class OnOwnBackground:
+    """Applies an augmentation to an image as if its background were white.
+
+    The augmentations fill what shifts, rotations and erasing uncover with white; on a dark
+    background with light characters (the demo's ``night`` style) those white patches look like
+    strokes. Such images are inverted for the augmentation and back, so the fill matches their
+    background."""
+
+    def __init__(self, transform: Any):
+        self.transform = transform
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        border = torch.cat([image[..., 0, :], image[..., -1, :], image[..., :, 0], image[..., :, -1]], dim=-1)
+        if border.median() < 0.5:
+            return 1.0 - self.transform(1.0 - image)
+        return self.transform(image)
 
 
 def keep_pseudo_label(text: str, confidence: float, wrong: frozenset[str], threshold: float, max_length: int) -> bool:
@@ -233,7 +253,10 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         parameter.requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.01)
     criterion, collate = Criterion(config), Collate(config)
-    weak, strong = build_augmentation(), strong_augmentation()
+    if cfg.labelled_augmentation not in ("weak", "strong"):
+        raise ValueError(f"labelled_augmentation must be 'weak' or 'strong', got {cfg.labelled_augmentation!r}")
+    weak, strong = OnOwnBackground(build_augmentation()), OnOwnBackground(strong_augmentation())
+    labelled_view = strong if cfg.labelled_augmentation == "strong" else weak
     step, history, best, spent = 0, [], {"sequence_accuracy": -1.0, "step": 0}, 0.0
     counts = {"pseudo_labels": 0, "dropped_low_confidence": 0, "dropped_known_wrong": 0}
     out.mkdir(parents=True, exist_ok=True)
@@ -260,9 +283,9 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         inputs, targets = [], []
         if labelled_batch:
             chosen = torch.randint(len(train_labels), (labelled_batch,), generator=rng).tolist()
-            inputs += [weak(train_images[i].float().div(255)) for i in chosen]
+            inputs += [labelled_view(train_images[i].float().div(255)) for i in chosen]
             targets += [train_labels[i] for i in chosen]
-        if unlabelled_batch:
+        if unlabelled_batch and (step >= cfg.supervised_share * cfg.steps or not labelled_batch):
             chosen = torch.randint(len(unlabelled_images), (unlabelled_batch,), generator=rng).tolist()
             views = torch.stack([weak(unlabelled_images[i].float().div(255)) for i in chosen])
             with torch.no_grad():
