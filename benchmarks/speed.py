@@ -115,3 +115,167 @@ def forward_latency(contenders: Sequence[Contender], image: bytes, threads: int 
                 values.append((time.perf_counter() - began) * 1000)
         out[contender.key] = {"threads": threads, "calls": len(values), "median_ms": statistics.median(values)}
     return out
+
+
+# -- where a solve's time goes ------------------------------------------------------------------
+
+#: The stages of ``Solver.solve`` at batch 1, in order; ``solve`` is the whole call, bytes -> text.
+STAGES = ("decode", "preprocess", "forward", "text", "solve")
+
+
+def stage_latency(solvers: dict[str, Any], images: Sequence[bytes], calls: int = 300, rounds: int = 5,
+                  warmup: int = 5, others: Sequence[Contender] = ()) -> dict[str, dict[str, float]]:
+    """Median milliseconds of each of :data:`STAGES` per solver, one image at a time, solvers taking turns.
+
+    ``decode`` is :func:`~scrapy_captcha.image.load_image` (PNG bytes -> PIL image), ``preprocess``
+    :func:`~scrapy_captcha.image.to_array`, ``forward`` the backend alone, ``text`` CTC decoding;
+    ``solve`` is a separate whole ``Solver.solve(bytes)`` call, so it includes the glue the stages
+    leave out. ``others`` (ddddocr) are timed on ``solve`` alone, in the same rounds.
+    """
+    from scrapy_captcha.image import load_image, to_array
+
+    def timed(solver) -> Any:
+        def run(image: bytes) -> list[float]:
+            marks = [time.perf_counter()]
+            picture = load_image(image)
+            marks.append(time.perf_counter())
+            array = to_array(picture, solver.config)
+            marks.append(time.perf_counter())
+            logits = solver.backend.run(array[None])
+            marks.append(time.perf_counter())
+            solver._decode(logits, None)
+            marks.append(time.perf_counter())
+            solver.solve(image)
+            marks.append(time.perf_counter())
+            return [(b - a) * 1000 for a, b in zip(marks, marks[1:])]
+        return run
+
+    runners = {key: timed(solver) for key, solver in solvers.items()}
+    for contender in others:
+        runners[contender.key] = lambda image, c=contender: _timed_solve(c, image)
+    for run in runners.values():
+        for image in images[:warmup]:
+            run(image)
+    samples: dict[str, list[list[float]]] = {key: [] for key in runners}
+    per_round = max(1, calls // rounds)
+    for round_index in range(rounds):
+        chunk = [images[(round_index * per_round + i) % len(images)] for i in range(per_round)]
+        for key, run in runners.items():
+            samples[key] += [run(image) for image in chunk]
+    out = {}
+    for key, rows in samples.items():
+        stages = STAGES if len(rows[0]) == len(STAGES) else ("solve",)
+        out[key] = {stage: statistics.median(row[i] for row in rows) for i, stage in enumerate(stages)}
+        out[key]["calls"] = len(rows)
+    return out
+
+
+def _timed_solve(contender: Contender, image: bytes) -> list[float]:
+    began = time.perf_counter()
+    contender.solve(image)
+    return [(time.perf_counter() - began) * 1000]
+
+
+def answers(solver: Any, reference: Any, images: Sequence[bytes]) -> dict[str, Any]:
+    """How many of ``images`` ``solver`` reads as ``reference`` does (batch 1), and the largest confidence gap."""
+    same, gap, differing = 0, 0.0, []
+    for index, image in enumerate(images):
+        a, b = solver.solve(image), reference.solve(image)
+        same += a.text == b.text
+        gap = max(gap, abs(a.confidence - b.confidence))
+        if a.text != b.text and len(differing) < 20:
+            differing.append({"index": index, "text": a.text, "reference": b.text, "reference_confidence": round(b.confidence, 3)})
+    return {"images": len(images), "identical": same, "max_confidence_gap": gap, "differing": differing}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.speed``: each weights file's solve, stage by stage, with each ONNX graph, beside ddddocr."""
+    import argparse
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from scrapy_captcha import Solver
+    from scrapy_captcha.backends.onnx_backend import OnnxBackend
+    from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights
+    from trainer.export import compare, quantize, to_onnx_bytes
+
+    from .contenders import load_ddddocr
+    from .machine import describe
+    from .recognition import ensure_test_set
+
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=main.__doc__)
+    parser.add_argument("--weights", type=Path, action="append", help=".pt files (repeatable; default: the bundled model)")
+    parser.add_argument("--int8", type=Path, action="append", metavar="DIR",
+                        help="also an int8 model, calibrated on the images in DIR (one per --weights, in order; never a test set)")
+    parser.add_argument("--calls", type=int, default=600, help="solves per contender (default 600, in 6 rounds)")
+    parser.add_argument("--out", type=Path, default=here / "data" / "speed.json")
+    args = parser.parse_args(argv)
+    weights_files = args.weights or [BUNDLED_WEIGHTS]
+    test = ensure_test_set(here / "data" / "test-0.7.1", 2000, 4)
+    result: dict[str, Any] = {"machine": describe(), "load_average_before": os.getloadavg(), "models": {}}
+    solvers: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for number, path in enumerate(weights_files):
+            weights = load_weights(path)
+            reference = Solver(weights)  # the torch solver
+            name = path.stem if path != BUNDLED_WEIGHTS else "bundled"
+            model: dict[str, Any] = {"weights": str(path), "graphs": {}}
+            for graph, chain in (("torch-export", False), ("conv-chain", True)):
+                data = to_onnx_bytes(weights, conv_chain=chain)
+                file = Path(folder) / f"{number}-{graph}.onnx"
+                file.write_bytes(data)
+                solvers[f"{name} {graph}"] = solver = Solver(OnnxBackend(file))
+                model["graphs"][graph] = {"logit_difference": compare(weights, data), "nodes": _nodes(data),
+                                          "answers_vs_torch": answers(solver, reference, test.images)}
+            if args.int8 and number < len(args.int8):
+                calibration = sorted(p for p in args.int8[number].iterdir() if p.suffix == ".png")
+                data, info = quantize(to_onnx_bytes(weights), weights, calibration)
+                file = Path(folder) / f"{number}-int8.onnx"
+                file.write_bytes(data)
+                solvers[f"{name} int8"] = solver = Solver(OnnxBackend(file))
+                info["answers_vs_torch"] = answers(solver, reference, test.images)
+                info["calibration"] = str(args.int8[number])
+                model["graphs"]["int8"] = info
+            result["models"][name] = model
+        ddddocr, _ = load_ddddocr()
+        others = [ddddocr] if ddddocr is not None else []
+        for contender in others:
+            contender.set_threads(1)
+        result["latency_ms"] = stage_latency(solvers, test.images, calls=args.calls, rounds=6, others=others)
+    result["load_average_after"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(stage_table(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _nodes(onnx_bytes: bytes) -> int:
+    import onnx
+
+    return len(onnx.load_from_string(onnx_bytes).graph.node)
+
+
+def stage_table(result: dict[str, Any]) -> str:
+    """:func:`main`'s figures as Markdown: milliseconds per stage, and the solve against ddddocr's."""
+    latency = result["latency_ms"]
+    ddddocr = latency.get("ddddocr", {}).get("solve")
+    lines = ["| model, graph | " + " | ".join(STAGES) + " | ddddocr's solve / this solve | same answers as torch |",
+             "|---|" + "---:|" * (len(STAGES) + 2)]
+    for key, figures in latency.items():
+        name, _, graph = key.rpartition(" ")
+        info = result["models"].get(name, {}).get("graphs", {}).get(graph, {})
+        same = info.get("answers_vs_torch")
+        cells = [f"{figures[s]:.3f}" if s in figures else "" for s in STAGES]
+        ratio = f"{ddddocr / figures['solve']:.1f}x" if ddddocr else ""
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {ratio} | "
+                     + (f"{same['identical']}/{same['images']} (conf. within {same['max_confidence_gap']:.1e})" if same else "") + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -70,6 +70,26 @@ def test_the_bundled_onnx_file_is_the_bundled_pt(fixed_set):
     assert np.abs(onnx.run(batch) - expected).max() < 1e-3, "default.onnx is stale: run `make bundled-onnx`"
 
 
+def test_the_bundled_model_exported_as_a_conv_chain_reads_as_torch(fixed_set, tmp_path):
+    """The export's graph (BatchNorm, input scaling and the per-column layers folded into convolutions)
+    gives the torch model's texts and confidences, one image at a time as the middleware solves."""
+    path = tmp_path / "chain.onnx"
+    path.write_bytes(to_onnx_bytes(load_weights()))
+    chain, torch_ = Solver(OnnxBackend(path)), Solver.from_path(backend="torch")
+    data = [image for _, image in fixed_set]
+    by_chain, by_torch = [chain.solve(image) for image in data], [torch_.solve(image) for image in data]
+    assert [p.text for p in by_chain] == [p.text for p in by_torch]
+    assert [p.confidence for p in by_chain] == pytest.approx([p.confidence for p in by_torch], abs=1e-5)
+    for a, b in zip(by_chain, by_torch):
+        assert a.char_confidences == pytest.approx(b.char_confidences, abs=1e-5)
+
+
+def _operators(path) -> list[str]:
+    import onnx
+
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+
 def small(config: ModelConfig, seed: int = 0):
     torch.manual_seed(seed)
     model = build_model(config).eval()
@@ -104,6 +124,32 @@ def test_export_keeps_settings_summary_and_outputs(tmp_path, config):
     by_torch = Solver(load_backend(pt)).solve_batch(images)
     assert [p.text for p in by_onnx] == [p.text for p in by_torch]
     assert [p.confidence for p in by_onnx] == pytest.approx([p.confidence for p in by_torch], abs=1e-4)
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32),
+    ModelConfig(alphabet="0123456789+-=?", resize="height", height=48, min_width=48, max_width=320, hidden=24),
+], ids=["crnn-stretch", "crnn-height-48"])
+def test_a_crnn_is_exported_as_one_chain_of_convolutions(tmp_path, config):
+    weights = load_weights(save_weights(tmp_path / "model.pt", small(config, seed=3), config))
+    chain, plain = tmp_path / "chain.onnx", tmp_path / "plain.onnx"
+    chain.write_bytes(to_onnx_bytes(weights))
+    plain.write_bytes(to_onnx_bytes(weights, conv_chain=False))
+    operators = _operators(chain)
+    first, last = operators.index("Conv"), len(operators) - operators[::-1].index("Conv")
+    assert set(operators[first:last]) == {"Conv", "Relu", "MaxPool"}, operators  # no transposes or reshapes inside
+    assert operators.count("Conv") == 9 and "BatchNormalization" not in operators
+    assert {"MatMul", "Transpose"} <= set(_operators(plain))  # the torch exporter's graph of the module as written
+    model = weights.build()
+    for batch, width in ((1, config.width), (3, 96), (2, 200)):
+        images = np.random.default_rng(width).random((batch, config.channels, config.height, width), dtype=np.float32)
+        images[0, :, :, : width // 3] = 1.0  # white margins: the first convolution pads with white
+        with torch.inference_mode():
+            expected = model(torch.from_numpy(images)).numpy()
+        for path in (chain, plain):
+            got = OnnxBackend(path).run(images)
+            assert got.shape == expected.shape == (batch, width // 8, len(config.alphabet) + 1)
+            assert np.abs(got - expected).max() < 1e-4, path.name
 
 
 def test_export_on_the_command_line(tmp_path, capsys):
