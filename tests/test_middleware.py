@@ -290,7 +290,9 @@ async def test_harvest_saves_accepted_images_after_existing_ones(demo_site, tmp_
     assert not [name for name in saved if name.endswith(".tmp")]  # no half-written files
     new = [name for name in saved if name != "41-old.png" and not name.startswith(".")]  # the trainer skips dot files
     assert len(new) == outcome.captcha("solved") >= 2
-    assert sorted(int(name.split("-")[0]) for name in new) == list(range(42, 42 + len(new)))
+    # a wrong answer's image goes to rejected/ (or unanswered/) and takes the next number too
+    others = [path.name for folder in ("rejected", "unanswered") for path in (harvest / folder).glob("*.png")]
+    assert sorted(int(name.split("-")[0].split(".")[0]) for name in new + others) == list(range(42, 42 + len(new) + len(others)))
     for name in new:
         assert re.fullmatch(r"\d+-[0-9a-z]{4}\.png", name)
         with Image.open(harvest / name) as image:
