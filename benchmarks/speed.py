@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .contenders import load_ddddocr
     from .machine import describe
-    from .recognition import ensure_test_set
+    from .recognition import ensure_test_set, read_labelled_folder
 
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=main.__doc__)
@@ -210,11 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", type=Path, action="append", metavar="DIR",
                         help="also an int8 model, calibrated on the images in DIR (one per --weights, in order; never a test set)")
     parser.add_argument("--calls", type=int, default=600, help="solves per contender (default 600, in 6 rounds)")
+    parser.add_argument("--images", type=Path, metavar="DIR",
+                        help="a folder of {index}-{label}.png images to time and compare on (default: the benchmark's 2000)")
     parser.add_argument("--out", type=Path, default=here / "data" / "speed.json")
     args = parser.parse_args(argv)
     weights_files = args.weights or [BUNDLED_WEIGHTS]
-    test = ensure_test_set(here / "data" / "test-0.7.1", 2000, 4)
-    result: dict[str, Any] = {"machine": describe(), "load_average_before": os.getloadavg(), "models": {}}
+    if args.images:
+        images = read_labelled_folder(args.images)[0]
+    else:
+        images = ensure_test_set(here / "data" / "test-0.7.1", 2000, 4).images
+    if not images:
+        parser.error(f"no {{index}}-{{label}}.png images in {args.images}")
+    result: dict[str, Any] = {"machine": describe(), "images": str(args.images or "benchmarks/data/test-0.7.1"),
+                              "load_average_before": os.getloadavg(), "models": {}}
     solvers: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         for number, path in enumerate(weights_files):
@@ -228,14 +236,14 @@ def main(argv: list[str] | None = None) -> int:
                 file.write_bytes(data)
                 solvers[f"{name} {graph}"] = solver = Solver(OnnxBackend(file))
                 model["graphs"][graph] = {"logit_difference": compare(weights, data), "nodes": _nodes(data),
-                                          "answers_vs_torch": answers(solver, reference, test.images)}
+                                          "answers_vs_torch": answers(solver, reference, images)}
             if args.int8 and number < len(args.int8):
                 calibration = sorted(p for p in args.int8[number].iterdir() if p.suffix == ".png")
                 data, info = quantize(to_onnx_bytes(weights), weights, calibration)
                 file = Path(folder) / f"{number}-int8.onnx"
                 file.write_bytes(data)
                 solvers[f"{name} int8"] = solver = Solver(OnnxBackend(file))
-                info["answers_vs_torch"] = answers(solver, reference, test.images)
+                info["answers_vs_torch"] = answers(solver, reference, images)
                 info["calibration"] = str(args.int8[number])
                 model["graphs"]["int8"] = info
             result["models"][name] = model
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         others = [ddddocr] if ddddocr is not None else []
         for contender in others:
             contender.set_threads(1)
-        result["latency_ms"] = stage_latency(solvers, test.images, calls=args.calls, rounds=6, others=others)
+        result["latency_ms"] = stage_latency(solvers, images, calls=args.calls, rounds=6, others=others)
     result["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
