@@ -182,3 +182,18 @@ def test_supervised_share_reads_no_unlabelled_image_before_its_end(recording, tm
                             supervised_share=0.5, eval_every=4, progress=False))
     read = final["pseudo_labels"] + final["dropped_low_confidence"] + final["dropped_known_wrong"]
     assert read == 2 * 16  # steps 3 and 4, 16 unlabelled images each
+
+
+def test_a_grown_character_starts_from_its_look_alike():
+    from scrapy_captcha.model import ModelConfig, build_model
+    from scrapy_captcha.weights import Weights
+
+    config = ModelConfig(arch="crnn", alphabet="0123456789abcdefghijk", max_length=6)
+    weights = Weights(config, build_model(config).state_dict())
+    grown, new = grow_alphabet(weights, ["O1ab", "zz"])  # O looks like 0; z has no look-alike here
+    assert new == "Oz" and grown.config.alphabet == config.alphabet + "Oz"
+    weight, bias = grown.state_dict["classify.weight"], grown.state_dict["classify.bias"]
+    zero, o_row, z_row = 1 + config.alphabet.index("0"), 1 + len(config.alphabet), 2 + len(config.alphabet)  # row 0: blank
+    assert torch.allclose(weight[o_row], weight[zero], atol=0.05) and bias[o_row] < bias[zero]
+    assert torch.allclose(weight[z_row], weight[1:zero + len(config.alphabet)].mean(0), atol=0.05)
+    grown.build()

@@ -11,8 +11,8 @@ What the folder (see :mod:`scrapy_captcha.recording`) tells us becomes training 
   site ignores case) is dropped, so it is never a target.
 
 A share of the labelled images is held out; accuracy on it is printed before and after. Characters
-in labels that the starting model lacks are added to its head (known rows copied, new rows
-initialised from the mean of the known ones). RUN gets ``weights.pt`` (the teacher, or the student
+in labels that the starting model lacks are added to its head (known rows copied, a new row
+starting from its look-alike's, ``O`` from ``0``, or else from the mean of the known ones). RUN gets ``weights.pt`` (the teacher, or the student
 where it was ahead, at its best held-out accuracy, loadable by ``CAPTCHA_WEIGHTS``), ``checkpoint.pt`` (``--resume``),
 ``metrics.json``, ``curves.png`` and ``predictions.png``.
 """
@@ -121,6 +121,12 @@ def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
     return Pool(labelled, unlabelled)
 
 
+#: A character the starting model already writes that a new one looks like: its output row is the new
+#: one's starting point (the seed alphabet lacks l, o, I, O; models read them as 1, 0 until told).
+LOOKALIKES = {"O": "0", "o": "0", "I": "1", "l": "1", "0": "O", "1": "l", "Q": "O", "D": "0", "S": "5", "Z": "2", "B": "8",
+              "G": "6", "i": "j", "×": "x", "÷": "+", "*": "x", "=": "-"}
+
+
 def grow_alphabet(weights: Weights, labels: list[str]) -> tuple[Weights, str]:
     """Weights whose head also reads the characters of ``labels`` it lacked; returns them and the new characters."""
     config = weights.config
@@ -131,10 +137,13 @@ def grow_alphabet(weights: Weights, labels: list[str]) -> tuple[Weights, str]:
         raise ValueError(f"labels use characters the {config.arch} model lacks ({new!r}); only a CRNN's alphabet can grow")
     state = dict(weights.state_dict)
     weight, bias = state["classify.weight"], state["classify.bias"]
-    known = weight[1:]  # row 0 is the CTC blank
-    state["classify.weight"] = torch.cat([weight, known.mean(0, keepdim=True).repeat(len(new), 1)
-                                          + 0.01 * torch.randn(len(new), weight.shape[1])])
-    state["classify.bias"] = torch.cat([bias, bias[1:].mean().repeat(len(new))])
+    rows = [1 + config.alphabet.index(twin) if twin and twin in config.alphabet else None  # row 0 is the CTC blank
+            for twin in (LOOKALIKES.get(char) for char in new)]
+    new_weight = torch.stack([weight[row] if row else weight[1:].mean(0) for row in rows])
+    new_bias = torch.stack([bias[row] if row else bias[1:].mean() for row in rows])
+    # a look-alike's copy, a little less likely than it, so the site's labels decide between the two
+    state["classify.weight"] = torch.cat([weight, new_weight + 0.01 * torch.randn_like(new_weight)])
+    state["classify.bias"] = torch.cat([bias, new_bias - 0.5])
     grown = ModelConfig.from_dict({**config.to_dict(), "alphabet": config.alphabet + new})
     return Weights(grown, state, weights.summary), new
 

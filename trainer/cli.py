@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--unlabelled-ratio", type=int, default=2, help="unlabelled images per labelled one in a step")
     adapt.add_argument("--lr", type=float, default=1e-3)
     adapt.add_argument("--threshold", type=float, default=0.9, help="teacher confidence that makes a reading a target")
+    adapt.add_argument("--supervised-share", type=float, default=0.0,
+                       help="first share of the steps on labelled images alone, before the teacher's readings join")
+    adapt.add_argument("--labelled-augmentation", choices=("weak", "strong"), default="weak",
+                       help="augmentation of the labelled images (strong: for a few hundred hand labels)")
     adapt.add_argument("--holdout", type=float, default=0.15, help="share of the labelled images held out")
     adapt.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
     adapt.add_argument("--seed", type=int, default=0)
@@ -220,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             from .adapt import AdaptConfig, run as adapt
 
             options = {k: getattr(args, k) for k in ("steps", "batch_size", "unlabelled_ratio", "lr", "threshold", "holdout",
-                                                     "eval_every", "seed", "resume", "device", "progress")}
+                                                     "eval_every", "seed", "resume", "device", "progress",
+                                                     "supervised_share", "labelled_augmentation")}
             adapt(AdaptConfig(folder=str(args.folder), out=str(args.out), weights=args.weights and str(args.weights),
                               labels=[str(path) for path in args.labels], **options))
         elif args.command == "export":
