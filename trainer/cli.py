@@ -159,12 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--steps", type=int, default=300)
     adapt.add_argument("--batch-size", type=int, default=32, help="labelled images per step")
     adapt.add_argument("--unlabelled-ratio", type=int, default=2, help="unlabelled images per labelled one in a step")
-    adapt.add_argument("--lr", type=float, default=1e-3)
+    adapt.add_argument("--lr", type=float, help="peak learning rate (default: 3e-3 with hand labels, else 1e-3)")
     adapt.add_argument("--threshold", type=float, default=0.9, help="teacher confidence that makes a reading a target")
-    adapt.add_argument("--supervised-share", type=float, default=0.0,
-                       help="first share of the steps on labelled images alone, before the teacher's readings join")
-    adapt.add_argument("--labelled-augmentation", choices=("weak", "strong"), default="weak",
-                       help="augmentation of the labelled images (strong: for a few hundred hand labels)")
+    adapt.add_argument("--supervised-share", type=float,
+                       help="first share of the steps on labelled images alone (default: 0.3 with hand labels, else 0)")
+    adapt.add_argument("--labelled-augmentation", choices=("weak", "strong"),
+                       help="augmentation of the labelled images (default: strong with hand labels, else weak)")
     adapt.add_argument("--holdout", type=float, default=0.15, help="share of the labelled images held out")
     adapt.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
     adapt.add_argument("--seed", type=int, default=0)
