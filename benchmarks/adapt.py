@@ -115,7 +115,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
 
     from example_project.demo import adapt_loop, parse_args
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     args.scenario = args.scenario[0]
     kind, _, style = args.scenario.partition(":")
     out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start_name(args.weights)}" if args.weights else ""))
@@ -136,7 +136,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     return {"scenario": args.scenario, "start": start_name(args.weights), "rounds": [{**asdict(r), "rate": r.rate} for r in result],
             "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
             "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts",
-                                                       "weights")}}
+                                                       "weights", "threads")}}
 
 
 def start_name(weights: str | None) -> str:
@@ -160,7 +160,8 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-OPTIONS = ("out", "rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts", "pool_size", "seed", "weights")
+OPTIONS = ("out", "rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts", "pool_size", "seed", "weights",
+           "threads")
 
 
 def run_scenarios(scenarios: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", help="weights of the first crawl and adapt (default: the bundled model), e.g. "
                                           "runs/generalist-pilot/weights.pt")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (default: 2; 1 spends less CPU time where other jobs share the cores)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
