@@ -130,8 +130,8 @@ def test_adapt_raises_held_out_accuracy_and_never_targets_a_rejected_answer(reco
             return super().__call__(items)
 
     monkeypatch.setattr(adapt_module, "Collate", Watching)
-    config = AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(site_model[0]), steps=40, batch_size=16, unlabelled_ratio=2,
-                         threshold=0.0, holdout=0.3, eval_every=20, lr=1e-3, progress=False)  # threshold 0: every reading is a candidate
+    config = AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(site_model[0]), steps=40, batch_size=16,
+                         unlabelled_ratio=2, threshold=0.0, holdout=0.3, eval_every=20, lr=1e-3, progress=False)  # threshold 0: every reading is a candidate
     final = run(config)
     assert final["dropped_known_wrong"] > 0, "no teacher reading equalled a rejected answer: the filter went untested"
     labelled = {label.casefold() for _, label, _ in collect(folder).labelled}  # these may be targets, of their own images
@@ -244,3 +244,21 @@ def test_the_recipe_follows_the_folder_unless_set():
     assert recipe(AdaptConfig(folder="f", out="o", lr=5e-4), with_hand).lr == 5e-4  # what the user set stays
     with pytest.raises(ValueError, match="labelled_augmentation"):
         recipe(AdaptConfig(folder="f", out="o", labelled_augmentation="huge"), with_hand)
+
+
+def test_adapt_reads_a_recording_of_mixed_sizes_with_a_height_mode_model(tmp_path):
+    from captcha.image import ImageCaptcha
+
+    from scrapy_captcha.model import ModelConfig, build_model
+
+    config = ModelConfig(alphabet="abcdefgh", resize="height", height=32, hidden=16, max_length=6)
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "height.pt", build_model(config), config)
+    recorder, rng = Recorder(tmp_path / "recording"), random.Random(0)
+    for index in range(12):  # 160x60 and 200x60: 88 and 112 columns wide at height 32
+        text = "".join(rng.choice("abcdefgh") for _ in range(4))
+        recorder.record(ImageCaptcha(width=(160, 200)[index % 2], height=60).generate(text).getvalue(), ACCEPTED, text, 0.9,
+                        "http://site/", text)
+    final = run(AdaptConfig(folder=str(tmp_path / "recording"), out=str(tmp_path / "run"), weights=str(weights), steps=2,
+                            batch_size=4, holdout=0.3, eval_every=2, progress=False))
+    assert final["held_out"] == 4 and "sequence_accuracy" in final["after"]

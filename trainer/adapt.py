@@ -33,7 +33,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from scrapy_captcha.codec import Codec, LabelError
-from scrapy_captcha.image import to_tensor
+from scrapy_captcha.image import pad_tensor_batch, to_tensor
 from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.recording import ACCEPTED, REJECTED, read_attempts
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, Weights, load_weights, save_weights
@@ -206,8 +206,11 @@ def keep_pseudo_label(text: str, confidence: float, wrong: frozenset[str], thres
     return bool(text) and confidence >= threshold and len(text) <= max_length and text.casefold() not in wrong
 
 
-def load_images(paths: list[Path], config: ModelConfig) -> torch.Tensor:
-    """Preprocess images once, kept as uint8 (the augmentations work on floats made from them)."""
+def load_images(paths: list[Path], config: ModelConfig) -> list[torch.Tensor]:
+    """Preprocess images once, kept as uint8 (the augmentations work on floats made from them).
+
+    A list, not one tensor: in "height" mode images of different sizes differ in width; batches
+    are padded as the trainer pads them (``pad_tensor_batch``)."""
     images, problems = [], []
     for path in paths:
         try:
@@ -216,7 +219,7 @@ def load_images(paths: list[Path], config: ModelConfig) -> torch.Tensor:
             problems.append((path, str(exc)))
     if problems:
         raise DataError(problems)
-    return torch.stack(images) if images else torch.empty(0, config.channels, config.height, config.width, dtype=torch.uint8)
+    return images
 
 
 def split(labelled: list[tuple[Path, str, str]], share: float, seed: int) -> tuple[list, list]:
@@ -232,12 +235,14 @@ def split(labelled: list[tuple[Path, str, str]], share: float, seed: int) -> tup
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, config: ModelConfig, images: torch.Tensor, labels: list[str], device: torch.device) -> dict[str, float]:
+def accuracy(model: nn.Module, config: ModelConfig, images: list[torch.Tensor], labels: list[str],
+             device: torch.device) -> dict[str, float]:
     """Sequence and character accuracy of ``model`` on preprocessed images."""
     model.eval()
     texts = []
     for start in range(0, len(images), 256):
-        texts += [p.text for p in decode(model(images[start:start + 256].float().div(255).to(device)), config)]
+        batch = pad_tensor_batch([image.float().div(255) for image in images[start:start + 256]])
+        texts += [p.text for p in decode(model(batch.to(device)), config)]
     return score(texts, labels)
 
 
@@ -302,7 +307,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         step, history, best, spent, counts = state["step"], state["history"], state["best"], state["minutes"], state["counts"]
         print(f"resumed at step {step}", flush=True)
-    val_loader = DataLoader(list(zip(held_images.float().div(255), held_labels)), 256, collate_fn=collate)
+    val_loader = DataLoader([(image.float().div(255), label) for image, label in zip(held_images, held_labels)], 256, collate_fn=collate)
     rng = torch.Generator().manual_seed(cfg.seed + step)
     started = time.monotonic() - spent * 60
     labelled_batch = min(cfg.batch_size, len(train_labels))
@@ -320,7 +325,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             targets += [train_labels[i] for i in chosen]
         if unlabelled_batch and (step >= cfg.supervised_share * cfg.steps or not labelled_batch):
             chosen = torch.randint(len(unlabelled_images), (unlabelled_batch,), generator=rng).tolist()
-            views = torch.stack([weak(unlabelled_images[i].float().div(255)) for i in chosen])
+            views = pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i in chosen])
             with torch.no_grad():
                 readings = decode(teacher(views.to(device)), config)
             for i, reading in zip(chosen, readings):
@@ -333,7 +338,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
                     inputs.append(strong(unlabelled_images[i].float().div(255)))
                     targets.append(reading.text)
         if inputs:
-            logits = student(torch.stack(inputs).to(device))
+            logits = student(pad_tensor_batch(inputs).to(device))
             # one forward pass for both kinds (shared batch statistics), each kind averaged on its own
             loss = torch.zeros((), device=device)
             if labelled_batch:
