@@ -84,10 +84,11 @@ bundled-weights: install
 	cp runs/bundled/weights.pt scrapy_captcha/weights/default.pt
 	$(MAKE) --no-print-directory bundled-onnx
 
-# The bundled model for onnxruntime (the plain install's backend), exported from default.pt;
-# tests/test_backends.py fails while the two disagree.
+# The bundled models for onnxruntime (the plain install's backend), each NAME.onnx exported from
+# NAME.pt; tests/test_bundled_names.py fails while the two disagree.
 bundled-onnx: install
-	$(PY) -m trainer export scrapy_captcha/weights/default.pt --out scrapy_captcha/weights/default.onnx
+	for weights in scrapy_captcha/weights/*.pt; do \
+		$(PY) -m trainer export $$weights --out $${weights%.pt}.onnx || exit 1; done
 
 # The generalist's recipe (README, "The generalist model"), in two stages on 2 CPU cores.
 # Stage 1 (150 min): our renderer's families and both library styles, easy to hard (--curriculum),

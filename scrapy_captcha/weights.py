@@ -23,10 +23,28 @@ if TYPE_CHECKING:
 
 FORMAT = "scrapy-captcha-weights"
 VERSION = 1
+#: Where the bundled models live: each as ``NAME.pt`` (torch) and ``NAME.onnx`` (onnxruntime).
+BUNDLED_DIR = Path(__file__).with_name("weights")
 #: The bundled model for the torch backend.
-BUNDLED_WEIGHTS = Path(__file__).with_name("weights") / "default.pt"
+BUNDLED_WEIGHTS = BUNDLED_DIR / "default.pt"
 #: The same model exported for onnxruntime (a test keeps the two in agreement).
 BUNDLED_ONNX = BUNDLED_WEIGHTS.with_suffix(".onnx")
+
+
+def bundled_models() -> list[str]:
+    """The names of the bundled models (``"default"`` first), each usable as ``CAPTCHA_WEIGHTS``."""
+    names = sorted(path.stem for path in BUNDLED_DIR.glob("*.pt"))
+    return sorted(names, key=lambda name: name != "default")
+
+
+def weights_path(value: str | Path | None) -> Path:
+    """``CAPTCHA_WEIGHTS`` or ``--weights`` as a path: none means the default bundled model, a bare
+    bundled model's name (``"generalist"``) means its ``.pt`` file, anything else is a path."""
+    if value is None or str(value) == "":
+        return BUNDLED_WEIGHTS
+    if str(value) in bundled_models() and not Path(value).exists():  # a file of that name here wins
+        return BUNDLED_DIR / f"{value}.pt"
+    return Path(value).expanduser()
 
 
 class WeightsError(ValueError):
@@ -81,7 +99,7 @@ def save_weights(path: str | Path, model: nn.Module, config: ModelConfig, summar
 
 def load_weights(path: str | Path | None = None) -> Weights:
     """Read a weights file (default: the bundled model), refusing anything that is not one of ours."""
-    path = Path(path) if path is not None else BUNDLED_WEIGHTS
+    path = weights_path(path)
     check_file(path)
     import torch
 

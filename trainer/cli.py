@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val", dest="val_dir", type=Path,
                        help="labelled validation folder (default: a tenth of --data, or 2000 synthetic images)")
     train.add_argument("--arch", choices=ARCHITECTURES, default="crnn", help="model architecture (default: crnn)")
-    train.add_argument("--init", help="weights to fine-tune from, or 'bundled' for the bundled model")
+    train.add_argument("--init", help="weights to fine-tune from: a file, or a bundled model's name (bundled or default, generalist, ...)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--steps-per-epoch", type=int, default=1000, help="steps per epoch on the synthetic stream")

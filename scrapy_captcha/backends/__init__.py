@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import CaptchaSettingsError
-from ..weights import BUNDLED_ONNX, BUNDLED_WEIGHTS
+from ..weights import BUNDLED_DIR, weights_path
 
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -47,12 +47,11 @@ def resolve(path: str | Path | None, backend: str = "auto", device: str = "cpu")
     if backend not in BACKENDS:
         raise BackendError(f"CAPTCHA_BACKEND must be one of {BACKENDS}, got {backend!r}")
     gpu = (device or "cpu").strip().lower() != "cpu"
-    bundled = path is None or Path(path).expanduser() in (BUNDLED_WEIGHTS, BUNDLED_ONNX)
-    if bundled:
+    path = weights_path(path)
+    if path.resolve().parent == BUNDLED_DIR.resolve() and path.suffix in (".pt", ".onnx"):  # a bundled model: both forms ship
         if backend == "auto":
             backend = "torch" if gpu and installed("torch") else "onnx"
-        return backend, BUNDLED_ONNX if backend == "onnx" else BUNDLED_WEIGHTS
-    path = Path(path).expanduser()
+        return backend, path.with_suffix(".onnx" if backend == "onnx" else ".pt")
     is_onnx = path.suffix.lower() == ".onnx"
     if backend == "auto":
         backend = "onnx" if is_onnx else "torch"
