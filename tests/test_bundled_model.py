@@ -42,8 +42,9 @@ def allowed_errors(count: int, floor: float, false_alarm: float = FALSE_ALARM) -
     A model exactly at ``floor`` misreads each captcha with probability ``1 - floor``, so its
     errors are binomial; this is the smallest ``k`` with P(errors > k) <= ``false_alarm``. With
     COUNT 1000 and 1e-4: 52 errors case-sensitive on 0.7.1 (94.8%), 15 any case (98.5%) and 24 any
-    case on 0.5.0's style (97.6%); a model below 91.7%, 96.5% and 95.3% passes them with probability
-    under 1e-4 (the same binomial on the other side), so a much weaker model cannot pass by luck.
+    case on 0.5.0's style (97.6%); a model below about 91.7%, 96.5% and 95.3% passes them with
+    probability under 1e-4 (the same binomial on the other side), so a much weaker model cannot
+    pass by luck.
     """
     p = 1.0 - floor
 
