@@ -176,11 +176,11 @@ def _timed_solve(contender: Contender, image: bytes) -> list[float]:
     return [(time.perf_counter() - began) * 1000]
 
 
-def answers(solver: Any, reference: Any, images: Sequence[bytes]) -> dict[str, Any]:
-    """How many of ``images`` ``solver`` reads as ``reference`` does (batch 1), and the largest confidence gap."""
+def answers(solver: Any, reference: Sequence[Any], images: Sequence[bytes]) -> dict[str, Any]:
+    """How many of ``images`` ``solver`` reads (batch 1) as the ``reference`` predictions say, and the largest confidence gap."""
     same, gap, differing = 0, 0.0, []
-    for index, image in enumerate(images):
-        a, b = solver.solve(image), reference.solve(image)
+    for index, (image, b) in enumerate(zip(images, reference)):
+        a = solver.solve(image)
         same += a.text == b.text
         gap = max(gap, abs(a.confidence - b.confidence))
         if a.text != b.text and len(differing) < 20:
@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import tempfile
     from pathlib import Path
+
+    import torch
 
     from scrapy_captcha import Solver
     from scrapy_captcha.backends.onnx_backend import OnnxBackend
@@ -215,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=here / "data" / "speed.json")
     args = parser.parse_args(argv)
     weights_files = args.weights or [BUNDLED_WEIGHTS]
+    torch.set_num_threads(1)  # the torch reference answers: one thread, like every timed solve here
     if args.images:
         images = read_labelled_folder(args.images)[0]
     else:
@@ -227,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for number, path in enumerate(weights_files):
             weights = load_weights(path)
-            reference = Solver(weights)  # the torch solver
-            name = path.stem if path != BUNDLED_WEIGHTS else "bundled"
+            torch_solver = Solver(weights)  # the torch solver's answers, in batches of 64 (as fast as torch gets on a CPU)
+            reference = [p for start in range(0, len(images), 64) for p in torch_solver.solve_batch(images[start:start + 64])]
+            name = "bundled" if path.resolve() == BUNDLED_WEIGHTS else path.parent.name if path.stem == "weights" else path.stem
             model: dict[str, Any] = {"weights": str(path), "graphs": {}}
             for graph, chain in (("torch-export", False), ("conv-chain", True)):
                 data = to_onnx_bytes(weights, conv_chain=chain)
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 file.write_bytes(data)
                 solvers[f"{name} {graph}"] = solver = Solver(OnnxBackend(file))
                 model["graphs"][graph] = {"logit_difference": compare(weights, data), "nodes": _nodes(data),
-                                          "answers_vs_torch": answers(solver, reference, images)}
+                                          "load_ms": _load_ms(file), "answers_vs_torch": answers(solver, reference, images)}
             if args.int8 and number < len(args.int8):
                 calibration = sorted(p for p in args.int8[number].iterdir() if p.suffix == ".png")
                 data, info = quantize(to_onnx_bytes(weights), weights, calibration)
@@ -260,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _load_ms(path: Any, repeats: int = 5) -> float:
+    """Median milliseconds to load ``path`` into an onnxruntime solver (libraries already imported)."""
+    from scrapy_captcha import Solver
+
+    values = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        Solver.from_path(path, backend="onnx", threads=1)
+        values.append((time.perf_counter() - began) * 1000)
+    return statistics.median(values)
+
+
 def _nodes(onnx_bytes: bytes) -> int:
     import onnx
 
@@ -270,8 +286,8 @@ def stage_table(result: dict[str, Any]) -> str:
     """:func:`main`'s figures as Markdown: milliseconds per stage, and the solve against ddddocr's."""
     latency = result["latency_ms"]
     ddddocr = latency.get("ddddocr", {}).get("solve")
-    lines = ["| model, graph | " + " | ".join(STAGES) + " | ddddocr's solve / this solve | same answers as torch |",
-             "|---|" + "---:|" * (len(STAGES) + 2)]
+    lines = ["| model, graph | " + " | ".join(STAGES) + " | ddddocr's solve / this solve | same answers as torch | load |",
+             "|---|" + "---:|" * (len(STAGES) + 3)]
     for key, figures in latency.items():
         name, _, graph = key.rpartition(" ")
         info = result["models"].get(name, {}).get("graphs", {}).get(graph, {})
@@ -279,7 +295,8 @@ def stage_table(result: dict[str, Any]) -> str:
         cells = [f"{figures[s]:.3f}" if s in figures else "" for s in STAGES]
         ratio = f"{ddddocr / figures['solve']:.1f}x" if ddddocr else ""
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {ratio} | "
-                     + (f"{same['identical']}/{same['images']} (conf. within {same['max_confidence_gap']:.1e})" if same else "") + " |")
+                     + (f"{same['identical']}/{same['images']} (conf. within {same['max_confidence_gap']:.1e})" if same else "")
+                     + (f" | {info['load_ms']:.0f} ms |" if "load_ms" in info else " | |"))
     return "\n".join(lines)
 
 
