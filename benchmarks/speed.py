@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=600, help="solves per contender (default 600, in 6 rounds)")
     parser.add_argument("--images", type=Path, metavar="DIR",
                         help="a folder of {index}-{label}.png images to time and compare on (default: the benchmark's 2000)")
+    parser.add_argument("--profile", action="store_true", help="also onnxruntime's per-node profile of each float graph")
+    parser.add_argument("--session-options", action="store_true",
+                        help="also the conv chain's forward pass under other onnxruntime session settings")
     parser.add_argument("--out", type=Path, default=here / "data" / "speed.json")
     args = parser.parse_args(argv)
     weights_files = args.weights or [BUNDLED_WEIGHTS]
@@ -241,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                 solvers[f"{name} {graph}"] = solver = Solver(OnnxBackend(file))
                 model["graphs"][graph] = {"logit_difference": compare(weights, data), "nodes": _nodes(data),
                                           "load_ms": _load_ms(file), "answers_vs_torch": answers(solver, reference, images)}
+                if args.profile:
+                    model["graphs"][graph]["profile"] = op_profile(file, images[0])
+                if args.session_options and chain:
+                    model["graphs"][graph]["session_options"] = session_options(file, images)
             if args.int8 and number < len(args.int8):
                 calibration = sorted(p for p in args.int8[number].iterdir() if p.suffix == ".png")
                 data, info = quantize(to_onnx_bytes(weights), weights, calibration)
@@ -260,8 +267,106 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(stage_table(result))
+    for name, model in result["models"].items():
+        for graph, info in model["graphs"].items():
+            if "profile" in info:
+                top = ", ".join(f"{node} {us:.0f}" for node, us in list(info["profile"]["nodes_us"].items())[:8])
+                print(f"{name} {graph}: run {info['profile']['run_us']:.0f} us, nodes {info['profile']['sum_of_nodes_us']:.0f} us: {top}")
+            if "session_options" in info:
+                print(f"{name} {graph}, forward time against the backend's settings: "
+                      + ", ".join(f"{key} {ratio:.2f}x" for key, ratio in info["session_options"].items()))
     print(f"wrote {args.out}")
     return 0
+
+
+def op_profile(path: Any, image: bytes, runs: int = 300) -> dict[str, Any]:
+    """onnxruntime's own profile of ``path`` at batch 1, one thread: median microseconds per node
+    (after the graph optimisations, so fused and re-laid-out nodes) and per whole run."""
+    import collections
+    import json
+    import tempfile
+
+    import onnxruntime as ort
+
+    from scrapy_captcha.backends.onnx_backend import OnnxBackend
+    from scrapy_captcha.image import to_array
+
+    batch = to_array(image, OnnxBackend(path).config)[None]
+    with tempfile.TemporaryDirectory() as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.enable_profiling = True
+        options.profile_file_prefix = f"{folder}/profile"
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            session.run(None, {"image": batch})
+        events = json.loads(open(session.end_profiling()).read())
+    skip = runs // 5  # the first runs pay for allocations
+    nodes: dict[str, list[float]] = collections.defaultdict(list)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            nodes[f"{event['args'].get('op_name')} {event['name'][:-len('_kernel_time')]}"].append(event["dur"])
+    whole = [event["dur"] for event in events if event.get("name") == "model_run"][skip:]
+    per_node = {name: statistics.median(values[skip:]) for name, values in nodes.items()}
+    return {"run_us": statistics.median(whole), "nodes_us": dict(sorted(per_node.items(), key=lambda kv: -kv[1])),
+            "sum_of_nodes_us": sum(per_node.values())}
+
+
+def session_options(path: Any, images: Sequence[bytes], rounds: int = 12) -> dict[str, float]:
+    """The forward pass of ``path`` at batch 1, one thread, under onnxruntime session settings other
+    than the backend's: each setting's median against the backend's own (paired rounds; <1 faster)."""
+    import onnxruntime as ort
+
+    from scrapy_captcha.backends.onnx_backend import OnnxBackend
+    from scrapy_captcha.image import to_array
+
+    backend = OnnxBackend(path)
+    batches = [to_array(image, backend.config)[None] for image in images[:50]]
+    name_in, name_out = backend.session.get_inputs()[0].name, backend.session.get_outputs()[0].name
+
+    def session(level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, entries=(), **fields):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        for key, value in fields.items():
+            setattr(options, key, value)
+        for key, value in entries:
+            options.add_session_config_entry(key, value)
+        made = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return lambda batch: made.run([name_out], {name_in: batch})
+
+    def bound(run_session):
+        binding = run_session.io_binding()
+
+        def run(batch):
+            binding.bind_cpu_input(name_in, batch)
+            binding.bind_output(name_out)
+            run_session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0]
+        return run
+
+    variants = {
+        "backend": backend.run,
+        "optimisation level extended (no NCHWc layout)": session(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
+        "no memory pattern": session(enable_mem_pattern=False),
+        "no CPU memory arena": session(enable_cpu_mem_arena=False),
+        "denormals as zero": session(entries=[("session.set_denormal_as_zero", "1")]),
+        "no spinning": session(entries=[("session.intra_op.allow_spinning", "0")]),
+        "I/O binding": bound(backend.session),
+    }
+    times: dict[str, list[float]] = {key: [] for key in variants}
+    for run in variants.values():
+        for batch in batches[:5]:
+            run(batch)
+    for _ in range(rounds):
+        for key, run in variants.items():
+            for batch in batches:
+                began = time.perf_counter()
+                run(batch)
+                times[key].append(time.perf_counter() - began)
+    base = statistics.median(times["backend"])
+    return {key: statistics.median(values) / base for key, values in times.items() if key != "backend"}
 
 
 def _load_ms(path: Any, repeats: int = 5) -> float:
