@@ -123,6 +123,8 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)  # a new recording, not one grown over the last run's
     site = make_site(style, pool, args.categories, args.items)
     rounds = args.rounds if kind == "loop" else 1
+    if args.adapt_steps is None:
+        args.adapt_steps = 150 if kind == "loop" else 1000
     if args.max_attempts is None:
         args.max_attempts = 10 if kind == "loop" else 2 * args.hand_labels + 100
     demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
@@ -185,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/data/adapt", help="folder for the recordings and runs")
     parser.add_argument("--json", default="benchmarks/adapt.json", help="results file; scenarios run now replace their entries")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--adapt-steps", type=int, default=150)
+    parser.add_argument("--adapt-steps", type=int,
+                        help="steps of each adapt (default: 150 for loop, 1000 for hand: a few hundred hand labels need more)")
     parser.add_argument("--categories", type=int, default=2)
     parser.add_argument("--items", type=int, default=64, help="products per category: one captcha per page")
     parser.add_argument("--hand-labels", type=int, default=150)
