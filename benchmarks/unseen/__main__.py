@@ -31,14 +31,17 @@ HERE = Path(__file__).resolve().parents[1]
 
 def load_contenders(weights: list[Path], ddddocr: bool, bundled: bool = True) -> tuple[dict[str, Any], list[str]]:
     """The contenders by key, and notes on any left out."""
-    from scrapy_captcha import BUNDLED_WEIGHTS
+    from scrapy_captcha.weights import BUNDLED_WEIGHTS, bundled_models, weights_path
 
     from ..contenders import TorchContender, load_ddddocr
 
     contenders: dict[str, Any] = {}
     notes = []
-    if bundled:
+    if bundled:  # every bundled model: the default one, and those chosen by name (CAPTCHA_WEIGHTS = "generalist")
         contenders["bundled"] = TorchContender("bundled", "scrapy-captcha bundled model", BUNDLED_WEIGHTS)
+        for name in bundled_models()[1:]:
+            contenders[f"bundled:{name}"] = TorchContender(f"bundled:{name}", f"scrapy-captcha bundled {name} model",
+                                                           weights_path(name))
     for path in weights:
         key = f"weights:{path}"
         contenders[key] = TorchContender(key, f"weights {path}", path)

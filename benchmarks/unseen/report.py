@@ -20,6 +20,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _model_name(unseen: dict[str, Any], key: str) -> str:
     if key == "bundled":
         return "bundled model"
+    if key.startswith("bundled:"):
+        return f"bundled {key.split(':', 1)[1]} model"
     return unseen["models"].get(key, {}).get("label", key)
 
 
@@ -72,7 +74,7 @@ def readme_table(results: dict[str, Any]) -> str:
     rows.append(means + [""])
     machine = unseen.get("machine") or results.get("machine", {})  # the section may run on its own, later
     caption = (f"Captchas drawn by {len({s['generator'] for s in unseen['styles'].values()})} other Python packages "
-               f"({len(unseen['styles'])} sets), none of which the bundled model was trained on. Each set is drawn in the "
+               f"({len(unseen['styles'])} sets), none of which the bundled models were trained on. Each set is drawn in the "
                f"package's own venv with its own code and defaults (options in `benchmarks/unseen/styles.py` and each "
                f"set's `manifest.json`); all sets: `{unseen['make_command']}` (`make unseen-sets`).")
     footer = (f"Measured with `{unseen.get('command')}` on {machine.get('cpu')}, {machine.get('cores')} cores, "
