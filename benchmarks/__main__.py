@@ -139,16 +139,24 @@ class Run:
         self.write()
 
     def write(self) -> None:
-        from .report import ratios, render_markdown
+        from .report import ratios
 
         self.results["ratios"] = ratios(self.results)
         self.results["total_minutes"] = (time.monotonic() - self.began) / 60
         self.results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        out = self.args.out
-        out.mkdir(parents=True, exist_ok=True)
-        self.results = repo_relative(self.results)
-        _write_atomic(out / "results.json", json.dumps(self.results, indent=2, default=str) + "\n")
-        _write_atomic(out / "results.md", render_markdown(self.results))
+        self.results = write_results_files(self.args.out, self.results)
+
+
+def write_results_files(out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Write ``out/results.json`` and ``out/results.md`` (paths inside the repository made relative
+    to it); returns the results as written."""
+    from .report import render_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    results = repo_relative(results)
+    _write_atomic(out / "results.json", json.dumps(results, indent=2, default=str) + "\n")
+    _write_atomic(out / "results.md", render_markdown(results))
+    return results
 
 
 def repo_relative(value: Any) -> Any:

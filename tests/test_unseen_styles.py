@@ -89,6 +89,7 @@ def test_the_benchmark_scores_every_model_and_writes_the_section(data_dir, tmp_p
     results = json.loads((out / "results.json").read_text())
     assert results["sections"]["unseen"]["status"] == "done"
     unseen = results["unseen"]
+    assert unseen["models"]["bundled"]["file"] == "scrapy_captcha/weights/default.pt"  # no path of this machine
     style = unseen["styles"]["wheezy"]
     assert style["generator"] == "wheezy.captcha" and style["count"] == COUNT
     assert "--styles wheezy --count 12 --seed 8" in style["command"]

@@ -68,9 +68,9 @@ def section(contenders: dict[str, Any], data_dir: Path, styles: list[str], count
 
 def write_results(out: Path, unseen: dict[str, Any] | None, status: dict[str, Any], notes: list[str]) -> None:
     """Put the section into ``out/results.json`` (kept otherwise) and re-render ``out/results.md``."""
-    from ..__main__ import _write_atomic
+    from ..__main__ import write_results_files
     from ..machine import describe
-    from ..report import ratios, render_markdown
+    from ..report import ratios
 
     path = out / "results.json"
     try:
@@ -85,9 +85,7 @@ def write_results(out: Path, unseen: dict[str, Any] | None, status: dict[str, An
     results.setdefault("sections", {})["unseen"] = status
     results.setdefault("notes", []).extend(notes)
     results["ratios"] = ratios(results)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(results, indent=2, default=str) + "\n")
-    _write_atomic(out / "results.md", render_markdown(results))
+    write_results_files(out, results)
 
 
 def parse_styles(text: str, parser: argparse.ArgumentParser) -> list[str]:
