@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 
 #: Layer choices: which of the graph's Conv/MatMul/Gemm nodes (in graph order) become int8.
@@ -34,44 +32,25 @@ VARIANTS = {
 
 def run(weights_path: Path | None, calibration: Path, images: list[bytes], labels: list[str], variants: list[str],
         rounds: int = 10) -> dict[str, Any]:
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     from scrapy_captcha import Solver
     from scrapy_captcha.backends.onnx_backend import OnnxBackend
     from scrapy_captcha.image import to_array
     from scrapy_captcha.weights import load_weights
-    from trainer.export import _set_metadata, to_onnx_bytes
+    from trainer.export import prepare_for_quantization, quantize_layers, to_onnx_bytes
 
     weights = load_weights(weights_path)
     cal = [to_array(p.read_bytes(), weights.config) for p in sorted(calibration.glob("*.png"))[:300]]
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.rest = iter(cal)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            array = next(self.rest, None)
-            return None if array is None else {"image": array[None]}
-
     out: dict[str, Any] = {"weights": str(weights_path or "bundled"), "calibration": str(calibration),
                            "calibration_images": len(cal), "variants": {}}
     with tempfile.TemporaryDirectory() as folder:
-        plain, prepared = Path(folder) / "float.onnx", Path(folder) / "prepared.onnx"
-        plain.write_bytes(to_onnx_bytes(weights))
-        quant_pre_process(str(plain), str(prepared))
-        layers = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+        plain, prepared, layers = prepare_for_quantization(to_onnx_bytes(weights), Path(folder))
         exact = Solver(OnnxBackend(plain))
         reference = [exact.solve(image) for image in images]
         x = to_array(images[0], weights.config)[None]
         for variant in variants:
-            path = Path(folder) / f"{variant}.onnx"
-            quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=VARIANTS[variant](layers))
-            graph = onnx.load(str(path))
-            _set_metadata(graph, weights.config, weights.summary)
-            path.write_bytes(graph.SerializeToString())
+            path = quantize_layers(prepared, Path(folder) / f"{variant}.onnx", cal, VARIANTS[variant](layers),
+                                   weights.config, weights.summary)
             fast = Solver(OnnxBackend(path))
             got = [fast.solve(image) for image in images]
             times: dict[str, list[float]] = {"float": [], "int8": []}

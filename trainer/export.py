@@ -167,10 +167,6 @@ def quantize(onnx_bytes: bytes, weights: Weights, images: list[Path]) -> tuple[b
     images that changed 1 answer of the bundled model where quantising every layer changed 10, at
     the same speed within noise (0.43x and 0.48x the float forward pass; ``python -m benchmarks.int8_variants``).
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     from scrapy_captcha import Solver
     from scrapy_captcha.backends.onnx_backend import OnnxBackend
     from scrapy_captcha.image import to_array
@@ -180,6 +176,37 @@ def quantize(onnx_bytes: bytes, weights: Weights, images: list[Path]) -> tuple[b
     calibration = [to_array(path.read_bytes(), weights.config) for path in images[::2]]
     held_out = [path.read_bytes() for path in images[1::2]]
 
+    with tempfile.TemporaryDirectory() as folder:
+        plain, prepared, layers = prepare_for_quantization(onnx_bytes, Path(folder))
+        info = {"quantized": "int8 (static, QDQ, per-channel weights; first layer and classifier float)",
+                "calibration_images": len(calibration)}
+        fast_path = quantize_layers(prepared, plain.with_name("fast.onnx"), calibration, layers[1:-1], weights.config,
+                                    {**weights.summary, **info})
+        exact, fast = Solver(OnnxBackend(plain)), Solver(OnnxBackend(fast_path))
+        differ = sum(a.text != b.text for a, b in zip(exact.solve_batch(held_out), fast.solve_batch(held_out)))
+        return fast_path.read_bytes(), {**info, "held_out_images": len(held_out), "held_out_differing": differ}
+
+
+def prepare_for_quantization(onnx_bytes: bytes, folder: Path) -> tuple[Path, Path, list[str]]:
+    """Write the float graph to ``folder/float.onnx`` and onnxruntime's pre-processed copy beside it;
+    returns both paths and the names of the layers that can be quantised (Conv, MatMul, Gemm), in graph order."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    plain, prepared = folder / "float.onnx", folder / "prepared.onnx"
+    plain.write_bytes(onnx_bytes)
+    quant_pre_process(str(plain), str(prepared))
+    layers = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type in ("Conv", "MatMul", "Gemm")]
+    return plain, prepared, layers
+
+
+def quantize_layers(prepared: Path, out: Path, calibration: list[np.ndarray], layers: list[str], config,
+                    summary: dict[str, Any]) -> Path:
+    """Quantise ``layers`` of the pre-processed graph statically (QDQ, per-channel int8 weights, uint8
+    activations, calibrated one image at a time on ``calibration``) into ``out``, with our metadata."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.rest = iter(calibration)
@@ -188,24 +215,12 @@ def quantize(onnx_bytes: bytes, weights: Weights, images: list[Path]) -> tuple[b
             array = next(self.rest, None)
             return None if array is None else {"image": array[None]}
 
-    with tempfile.TemporaryDirectory() as folder:
-        plain, prepared, quantized = (Path(folder) / name for name in ("plain.onnx", "prepared.onnx", "int8.onnx"))
-        plain.write_bytes(onnx_bytes)
-        quant_pre_process(str(plain), str(prepared))
-        layers = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type in ("Conv", "MatMul", "Gemm")]
-        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        nodes_to_quantize=layers[1:-1])
-        graph = onnx.load(str(quantized))
-        exact = Solver(OnnxBackend(plain))
-        fast_path = plain.with_name("fast.onnx")
-        info = {"quantized": "int8 (static, QDQ, per-channel weights; first layer and classifier float)",
-                "calibration_images": len(calibration)}
-        _set_metadata(graph, weights.config, {**weights.summary, **info})
-        fast_path.write_bytes(graph.SerializeToString())
-        fast = Solver(OnnxBackend(fast_path))
-        differ = sum(a.text != b.text for a, b in zip(exact.solve_batch(held_out), fast.solve_batch(held_out)))
-        return fast_path.read_bytes(), {**info, "held_out_images": len(held_out), "held_out_differing": differ}
+    quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=layers)
+    graph = onnx.load(str(out))
+    _set_metadata(graph, config, summary)
+    out.write_bytes(graph.SerializeToString())
+    return out
 
 
 def _set_metadata(graph, config, summary: dict[str, Any]) -> None:
