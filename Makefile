@@ -85,7 +85,7 @@ bundled-weights: install
 	$(MAKE) --no-print-directory bundled-onnx
 
 # The bundled models for onnxruntime (the plain install's backend), each NAME.onnx exported from
-# NAME.pt; tests/test_bundled_names.py fails while the two disagree.
+# NAME.pt; tests/test_backends.py fails while the two disagree.
 bundled-onnx: install
 	for weights in scrapy_captcha/weights/*.pt; do \
 		$(PY) -m trainer export $$weights --out $${weights%.pt}.onnx || exit 1; done

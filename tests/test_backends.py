@@ -21,7 +21,7 @@ from scrapy_captcha.backends.torch_backend import TorchBackend
 from scrapy_captcha.codec import SEED_ALPHABET
 from scrapy_captcha.image import InvalidImageError, pad_batch, to_array
 from scrapy_captcha.model import ModelConfig, build_model
-from scrapy_captcha.weights import BUNDLED_ONNX, BUNDLED_WEIGHTS, WeightsError, load_weights, save_weights
+from scrapy_captcha.weights import BUNDLED_DIR, BUNDLED_ONNX, BUNDLED_WEIGHTS, WeightsError, bundled_models, load_weights, save_weights
 from trainer import cli
 from trainer.export import export, to_onnx_bytes
 
@@ -59,15 +59,16 @@ def test_both_backends_read_the_same_texts_with_the_same_confidences(fixed_set):
     assert [onnx.solve(image).text for image in data[:10]] == [p.text for p in by_onnx[:10]]
 
 
-def test_the_bundled_onnx_file_is_the_bundled_pt(fixed_set):
-    """Fails when default.pt is retrained without re-exporting: run `make bundled-onnx`."""
-    weights = load_weights(BUNDLED_WEIGHTS)
-    onnx = OnnxBackend(BUNDLED_ONNX)
+@pytest.mark.parametrize("name", bundled_models())
+def test_each_bundled_onnx_file_is_its_pt(name, fixed_set):
+    """Fails when a bundled NAME.pt is retrained without re-exporting: run `make bundled-onnx`."""
+    weights = load_weights(name)
+    onnx = OnnxBackend(BUNDLED_DIR / f"{name}.onnx")
     assert onnx.config == weights.config and onnx.summary == weights.summary
     batch = pad_batch([to_array(image, weights.config) for _, image in fixed_set])  # widths differ in "height" mode
     with torch.inference_mode():
         expected = weights.build()(torch.from_numpy(batch)).numpy()
-    assert np.abs(onnx.run(batch) - expected).max() < 1e-3, "default.onnx is stale: run `make bundled-onnx`"
+    assert np.abs(onnx.run(batch) - expected).max() < 1e-3, f"{name}.onnx is stale: run `make bundled-onnx`"
 
 
 def test_the_bundled_model_exported_as_a_conv_chain_reads_as_torch(fixed_set, tmp_path):

@@ -97,7 +97,6 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
 def _parameters(config: ModelConfig) -> int:
     """The parameters of the model ``config`` describes (shapes only: an .onnx file folds BatchNorm away)."""
     with torch.device("meta"):
