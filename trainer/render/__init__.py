@@ -35,9 +35,11 @@ MIXES: dict[str, dict[str, float]] = {
     "generalist": {"0.7": 0.16, "0.5": 0.10, "plain": 0.14, "styled": 0.50, "arithmetic": 0.10},
     # the generalist's second stage: the learning rate cools down on a mix that leans on the seed's styles
     "generalist-final": {"0.7": 0.35, "0.5": 0.15, "plain": 0.10, "styled": 0.32, "arithmetic": 0.08},
+    # the third stage: a second cool-down leaning harder on the seed's styles, 0.5.0 above all
+    "generalist-seed": {"0.7": 0.35, "0.5": 0.30, "plain": 0.07, "styled": 0.22, "arithmetic": 0.06},
 }
 #: The mixes whose library styles draw the seed task's texts (see :func:`family_text`).
-GENERALIST_MIXES = ("generalist", "generalist-final")
+GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed")
 #: In the generalist mixes the library styles draw the seed task's texts, so its floors keep being trained.
 SEED_TEXT = TextSpec(SEED_ALPHABET, (4, 4))
 SEED_FAMILIES = ("0.7", "0.5")
