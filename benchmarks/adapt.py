@@ -12,8 +12,12 @@ Scenarios, each in its own process (one Twisted reactor per process), each on a 
   (goal: >= 90% from a start below 10%).
 
 ``<style>`` is a demo site style the bundled model was not trained on (``ribbon``, ``night``:
-``example_project/demo_styles.py``) or ``pool-<name>``: images that another captcha package drew
-(``benchmarks/unseen``, in its own venv), served by the demo site in a random order, each once.
+``example_project/demo_styles.py``), ``pool-<name>``: images that another captcha package drew
+(``benchmarks/unseen``, in its own venv), served by the demo site in a random order, each once, or
+``django``: a real Django site (``example_project/django_site``, in the Django venv: ``make
+django-venv``) whose form uses django-simple-captcha 0.7.0, which draws, stores and checks the
+captchas itself (case-insensitive; the crawl sets ``CAPTCHA_ANSWER_CASE=upper``, as a user who saw
+its capitals would).
 
 Rates are captchas accepted on the first try / captchas met, on fresh images of each crawl. CPU
 seconds are this process's (all threads) per step; the machine is shared, so wall times vary.
@@ -33,7 +37,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIOS = ("loop:ribbon", "hand:night")
@@ -85,8 +89,11 @@ def make_site(style: str, pool: Path | None, categories: int, items: int):
     return BenchmarkSite(options)
 
 
-def hand_labeller(site, count: int, seed: int):
-    """Label ``count`` recorded images without a known answer by the site's true text, as the page would."""
+def hand_labeller(truth: Callable[[], dict[str, str]], count: int, seed: int):
+    """Label ``count`` recorded images without a known answer by the site's true text, as the page would.
+
+    ``truth()`` maps the sha1 of each image the site served to its text.
+    """
     from scrapy_captcha.recording import ACCEPTED, read_attempts
     from trainer.label import write_hand_label
 
@@ -95,9 +102,10 @@ def hand_labeller(site, count: int, seed: int):
             return
         candidates = [a for a in read_attempts(folder) if a.verdict != ACCEPTED]
         random.Random(seed).shuffle(candidates)
+        texts = truth()
         done = 0
         for attempt in candidates:
-            text = site.truth.get(hashlib.sha1((folder / attempt.file).read_bytes()).hexdigest())
+            text = texts.get(hashlib.sha1((folder / attempt.file).read_bytes()).hexdigest())
             if text is None:
                 continue
             write_hand_label(folder, attempt.file, text)
@@ -121,7 +129,14 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start_name(args.weights)}" if args.weights else ""))
     pool = draw_pool(style[len("pool-"):], args.pool_size, args.seed, out.parent / f"pool-{style}") if style.startswith("pool-") else None
     shutil.rmtree(out, ignore_errors=True)  # a new recording, not one grown over the last run's
-    site = make_site(style, pool, args.categories, args.items)
+    if style == "django":
+        from example_project.django_site import DjangoSite
+
+        site = DjangoSite(categories=args.categories, items_per_category=args.items, solve_every=1)
+        truth = site.truth
+    else:
+        site = make_site(style, pool, args.categories, args.items)
+        truth = lambda: site.truth  # noqa: E731
     rounds = args.rounds if kind == "loop" else 1
     if args.adapt_steps is None:
         args.adapt_steps = 150 if kind == "loop" else 1000
@@ -130,13 +145,17 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
                             *(["--weights", args.weights] if args.weights else []),
                             "--record-dir", str(out / "recording"), "-s", f"CAPTCHA_MAX_ATTEMPTS={args.max_attempts}",
-                            *(["-s", "CAPTCHA_ANSWER_CASE=upper"] if pool is not None else [])])
-    hand = hand_labeller(site, args.hand_labels, args.seed) if kind == "hand" else None
+                            *(["-s", "CAPTCHA_ANSWER_CASE=upper"] if pool is not None or style == "django" else [])])
+    hand = hand_labeller(truth, args.hand_labels, args.seed) if kind == "hand" else None
     started, cpu = time.perf_counter(), time.process_time()
+    extra = {}
     with site:
         result = adapt_loop(site, demo_args, out / "recording", before_adapt=hand)
+        if style == "django":  # the site runs in a process of its own: its CPU time is added to the total
+            extra["site_cpu_seconds"] = site.cpu_seconds()
     return {"scenario": args.scenario, "start": start_name(args.weights), "rounds": [{**asdict(r), "rate": r.rate} for r in result],
-            "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu + extra.get("site_cpu_seconds", 0.0),
+            **extra,
             "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts",
                                                        "weights", "threads")}}
 
