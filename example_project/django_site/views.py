@@ -26,7 +26,11 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 CATEGORY_NAMES = ("books", "music", "games", "tools", "garden", "kitchen", "toys", "sports")
 ADJECTIVES = ("Classic", "Compact", "Deluxe", "Vintage", "Modern", "Rugged", "Handmade", "Portable", "Silent")
-PAGES_LEFT = "captcha_pages_left"  # session key: pages this session may see before the next captcha
+# Pages each session (by key) may see before its next captcha. Kept in the server's memory under a
+# lock, not in the session's data: a session's data is saved last-writer-wins, so requests arriving
+# together would all spend the same page.
+_pages_left: dict[str, int] = {}
+_gate_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,14 @@ def captcha_required(view):
 
     @functools.wraps(view)
     def gated(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        left = request.session.get(PAGES_LEFT)
-        if left is None or (settings.SHOP_SOLVE_EVERY and left <= 0):
+        key = request.session.session_key
+        with _gate_lock:
+            left = _pages_left.get(key) if key else None
+            allowed = left is not None and (not settings.SHOP_SOLVE_EVERY or left > 0)
+            if allowed and settings.SHOP_SOLVE_EVERY:
+                _pages_left[key] = left - 1
+        if not allowed:
             return redirect("/verify/?" + urlencode({"next": request.get_full_path()}))
-        if settings.SHOP_SOLVE_EVERY:
-            request.session[PAGES_LEFT] = left - 1
         return view(request, *args, **kwargs)
 
     return gated
@@ -118,7 +125,11 @@ def verify(request: HttpRequest) -> HttpResponse:
         passed = form.is_valid()
         log_event("answer", key=request.POST.get("captcha_0", ""), answer=request.POST.get("captcha_1", ""), correct=passed)
         if passed:
-            request.session[PAGES_LEFT] = settings.SHOP_SOLVE_EVERY
+            request.session.cycle_key()  # a new session key after passing, as after a login
+            request.session["captcha_passed"] = True
+            request.session.save()
+            with _gate_lock:
+                _pages_left[request.session.session_key] = settings.SHOP_SOLVE_EVERY
             return redirect(next_path)
     else:
         form = VerifyForm()
