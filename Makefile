@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx generalist-weights benchmark benchmark-extra unseen-sets clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx generalist-weights benchmark benchmark-extra unseen-sets django-venv clean
 
 install: $(VENV)/.installed
 
@@ -39,7 +39,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: install system-packages
 	$(PY) -m example_project.demo
 
-test: install system-packages
+test: install system-packages django-venv
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-scrapy-lowest
 
@@ -70,6 +70,20 @@ benchmark-extra: install
 # draws any that are missing too). Test sets only: the bundled model never trains on them.
 unseen-sets: install system-packages
 	$(PY) -m benchmarks.unseen.sets
+
+# The Django site guarded by django-simple-captcha (example_project/django_site/), in its own venv:
+# that package's `captcha` module would shadow the captcha package of .venv. The pins and the stamp
+# are benchmarks/unseen's django style's (example_project.django_site.REQUIREMENTS), so the two share it.
+DJANGO_VENV := .venv-unseen-django
+DJANGO_REQUIREMENTS := django-simple-captcha==0.7.0 django==5.2.19 pillow==13.0.0
+
+django-venv: $(DJANGO_VENV)/.installed
+
+$(DJANGO_VENV)/.installed:
+	rm -rf $(DJANGO_VENV)
+	$(PYTHON) -m venv $(DJANGO_VENV)
+	$(DJANGO_VENV)/bin/pip install --quiet $(DJANGO_REQUIREMENTS)
+	printf '%s\n' $(DJANGO_REQUIREMENTS) > $@
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
