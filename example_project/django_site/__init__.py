@@ -68,11 +68,14 @@ class DjangoSite:
                    "--solve-every", str(self.solve_every)]
         if self.event_log:
             command += ["--event-log", str(self._folder / "events.jsonl")]
-        self._process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                         env={**os.environ, "PYTHONPATH": str(REPO)})
+        # stderr to a file: a pipe nobody reads would block the server once full.
+        with open(self._folder / "stderr.log", "wb") as stderr:
+            self._process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                             env={**os.environ, "PYTHONPATH": str(REPO)})
         line = self._read_line(self.start_timeout)
         if not line.startswith("serving at "):
             error = self._stop_process()
+            self.stop()
             raise RuntimeError(f"the Django site did not start ({line.strip() or 'no output'}): {error[-2000:]}")
         self.url = line.split()[-1]
         return self
@@ -85,15 +88,16 @@ class DjangoSite:
         return self._process.stdout.readline()
 
     def _stop_process(self) -> str:
+        """Stop the server; returns what it wrote to stderr."""
         process, self._process = self._process, None
         if process.poll() is None:
             process.terminate()
         try:
-            _, stderr = process.communicate(timeout=10)
+            process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
-        return stderr or ""
+            process.communicate()
+        return (self._folder / "stderr.log").read_text(errors="replace")
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (user + system; Linux ``/proc``)."""
