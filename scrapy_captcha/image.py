@@ -190,10 +190,17 @@ def to_array(data: ImageInput, config: ModelConfig, *, max_bytes: int | None = D
     """
     image = _flatten(load_image(data, max_bytes=max_bytes, max_pixels=max_pixels), "L" if config.channels == 1 else "RGB")
     image, width = _fit(image, config)
+    return _to_canvas(image, width, config)
+
+
+def _to_canvas(image: Image.Image, width: int, config: ModelConfig) -> np.ndarray:
+    """The fitted image's pixels / 255 as float32 ``(C, height, width)``, white (1.0) where the image does not reach."""
     pixels = np.asarray(image, dtype=np.uint8)
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    array = np.ones((config.channels, config.height, width), dtype=np.float32)
     # dividing (not multiplying by 1/255) gives the same floats as the torch path the weights were trained on
+    if pixels.shape[1:] == (config.height, width):  # the usual case: no white to add, no canvas to fill first
+        return np.divide(pixels, np.float32(255.0), dtype=np.float32, order="C")
+    array = np.ones((config.channels, config.height, width), dtype=np.float32)
     np.divide(pixels, np.float32(255.0), out=array[:, : pixels.shape[1], : pixels.shape[2]], dtype=np.float32)
     return array
 

@@ -76,8 +76,8 @@ class Solver:
 
     def solve(self, image: ImageInput, rules: AnswerRules | None = None) -> Prediction:
         """Read the text of one captcha image (``rules``: restrict the answers' case or alphabet)."""
-        if self._batcher is None:
-            return self.solve_batch([image], rules)[0]
+        if self._batcher is None:  # one image, one forward pass: none of solve_batch's grouping
+            return self._decode(self.backend.run(to_array(image, self.config, **self.caps)[None]), rules)[0]
         self._batcher.starting()
         try:
             array = to_array(image, self.config, **self.caps)
