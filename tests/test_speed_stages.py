@@ -23,7 +23,9 @@ def test_stage_timings_per_graph_and_answers_against_torch(tmp_path: Path) -> No
         label = "".join(rng.choice(SEED_ALPHABET) for _ in range(4))
         (images / f"{index}-{label}.png").write_bytes(ImageCaptcha(160, 60).generate(label).getvalue())
     out = tmp_path / "speed.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--images", str(images), "--calls", "12", "--out", str(out)],
+    # 60 solves, not fewer: on a shared core another process's 4 ms time slice lands in about one solve
+    # in three, and the medians of a dozen could then put a stage above the whole solve
+    done = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--images", str(images), "--calls", "60", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -35,7 +37,7 @@ def test_stage_timings_per_graph_and_answers_against_torch(tmp_path: Path) -> No
     assert graphs["conv-chain"]["nodes"] < graphs["torch-export"]["nodes"]
     for key in ("bundled torch-export", "bundled conv-chain"):
         stages = result["latency_ms"][key]
-        assert stages["calls"] == 12
+        assert stages["calls"] == 60
         assert all(stages[stage] > 0 for stage in ("decode", "preprocess", "forward", "text", "solve"))
         assert stages["forward"] < stages["solve"]
     assert "| bundled conv-chain |" in done.stdout and "8/8" in done.stdout
