@@ -8,7 +8,8 @@ The CRNN is exported as :class:`ConvChain`, the same function written as one cha
 convolutions (BatchNorm and the input scaling folded into them, the per-column linear layers as
 convolutions): onnxruntime then keeps the whole network in its blocked ``NCHWc`` layout with
 ReLU fused, with no transposes or shape arithmetic between the layers: the forward pass at
-batch 1 on one thread takes 0.90x the time of the torch exporter's graph (``python -m benchmarks.speed``).
+batch 1 on one thread takes 0.91x (default model) and 0.95x (generalist) the time of the torch
+exporter's graph (``python -m benchmarks.speed``).
 The chain's ends cost little too: one ``Sub`` before the first convolution (no ``Pad``), the
 output transposed by the layout change out of ``NCHWc`` itself, and no rows computed that a
 pooling then drops (:func:`_trim_dropped_rows`).
