@@ -153,6 +153,27 @@ def test_a_crnn_is_exported_as_one_chain_of_convolutions(tmp_path, config):
             assert np.abs(got - expected).max() < 1e-4, path.name
 
 
+@pytest.mark.parametrize("height, trimmed", [(60, 1), (44, 1), (48, 0)])
+def test_the_chain_computes_no_row_that_a_pooling_drops(tmp_path, height, trimmed):
+    """60 px: 30 -> 15 rows into the second pooling, which reads 14 of them; 44 px: 22 -> 11; 48 px: none dropped."""
+    import onnx
+
+    config = ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32, height=height, resize="height")
+    weights = load_weights(save_weights(tmp_path / "model.pt", small(config, seed=5), config))
+    chain = tmp_path / "chain.onnx"
+    chain.write_bytes(to_onnx_bytes(weights))
+    pads = [list(a.ints) for node in onnx.load(str(chain)).graph.node if node.op_type == "Conv"
+            for a in node.attribute if a.name == "pads"]
+    assert pads.count([1, 1, 0, 1]) == trimmed and pads.count([1, 1, 1, 1]) == 5 - trimmed  # five 3x3 convolutions
+    operators = [op for op in _operators(chain) if op != "Constant"]
+    assert operators[:2] == ["Sub", "Conv"] and operators[-2:] == ["Transpose", "Squeeze"]  # no Pad, no Gather
+    images = np.random.default_rng(height).random((2, 1, height, 120), dtype=np.float32)
+    images[:, :, -3:] = 1.0  # white bottom rows: the rows next to the trimmed padding
+    with torch.inference_mode():
+        expected = weights.build()(torch.from_numpy(images)).numpy()
+    assert np.abs(OnnxBackend(chain).run(images) - expected).max() < 1e-4
+
+
 def test_export_on_the_command_line(tmp_path, capsys):
     config = ModelConfig(alphabet="abc", max_length=4, hidden=16)
     pt = save_weights(tmp_path / "m.pt", small(config), config)
