@@ -117,6 +117,24 @@ def hand_labeller(truth: Callable[[], dict[str, str]], count: int, seed: int):
     return label
 
 
+def check_verdicts(folder: Path, texts: dict[str, str]) -> dict[str, int]:
+    """The recording's verdicts against the site's own texts, per verdict: answers that were right and wrong.
+
+    An accepted answer that was wrong, or a rejected one that was right, would be a bug in the
+    middleware's verdicts (or a site that checks otherwise than it says)."""
+    from scrapy_captcha.recording import read_attempts
+
+    counts: dict[str, int] = {}
+    for attempt in read_attempts(folder):
+        if attempt.answer is None:
+            continue
+        text = texts.get(hashlib.sha1((folder / attempt.file).read_bytes()).hexdigest())
+        if text is not None:
+            key = f"{attempt.verdict}_{'right' if attempt.answer.casefold() == text.casefold() else 'wrong'}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     """One scenario in this process; returns its rounds."""
     import torch
@@ -153,6 +171,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         result = adapt_loop(site, demo_args, out / "recording", before_adapt=hand)
         if style == "django":  # the site runs in a process of its own: its CPU time is added to the total
             extra["site_cpu_seconds"] = site.cpu_seconds()
+        extra["verdicts"] = check_verdicts(out / "recording", truth())
     return {"scenario": args.scenario, "start": start_name(args.weights), "rounds": [{**asdict(r), "rate": r.rate} for r in result],
             "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu + extra.get("site_cpu_seconds", 0.0),
             **extra,
