@@ -115,8 +115,8 @@ class _Centre(nn.Module):
 
 
 def _scaled_input_conv(conv: nn.Conv2d) -> list[nn.Module]:
-    """``conv((x - 0.5) / 0.5)`` == ``x - 0.5``, then ``conv`` with its weights doubled (one ``Sub``; a ``Pad``
-    with white, as before, cost onnxruntime more than the subtraction, and more than its padding inside ``Conv``)."""
+    """``conv((x - 0.5) / 0.5)`` == ``x - 0.5``, then ``conv`` with its weights doubled and its own zero padding
+    (no ``Pad`` node with white, as before: the padding happens inside onnxruntime's ``Conv``)."""
     return [_Centre(), _as_conv(2 * conv.weight.detach(), conv.bias.detach(), conv.padding, conv.stride)]
 
 
