@@ -159,8 +159,10 @@ def test_interrupted_generation_leaves_nothing_behind(tmp_path, error):
 
 def test_ctrl_c_during_parallel_generation_leaves_nothing_behind(tmp_path):
     out = tmp_path / "out"
+    # a test run started in the background (`make test &`) inherits SIGINT ignored; a terminal's Ctrl-C never is
     process = subprocess.Popen([sys.executable, "-m", "trainer", "generate", str(out), "--count", "5000", "--workers", "2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
