@@ -106,7 +106,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 def _label(results: dict[str, Any], key: str) -> str:
     if key == "bundled":
-        return "scrapy-captcha (bundled CRNN)"
+        return "scrapy-captcha (bundled CRNN, torch solver)"
     if key == "seed-vgg":
         budget = _get(results, "settings", "training_budget", "minutes")
         return f"seed VGG network, trained here {budget:g} min" if budget is not None else "seed VGG network"
