@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .speed import interleaved_samples
+
 #: The steps of ``Solver.solve`` at batch 1, in order (``solve`` is the whole call, timed apart).
 STEPS = ("open", "png decode", "to grey", "resize", "to array", "forward", "ctc decode")
 
@@ -65,17 +67,8 @@ def step_latency(paths: Sequence[Path], images: Sequence[bytes], calls: int = 60
         return run
 
     runners = {str(path): runner(path) for path in paths}
-    for run in runners.values():
-        for data in images[:warmup]:
-            run(data)
-    samples: dict[str, list[list[float]]] = {key: [] for key in runners}
-    per_round = max(1, calls // rounds)
-    for round_index in range(rounds):
-        chunk = [images[(round_index * per_round + i) % len(images)] for i in range(per_round)]
-        for key, run in runners.items():
-            samples[key] += [run(data) for data in chunk]
     out: dict[str, dict[str, float]] = {}
-    for key, rows in samples.items():
+    for key, rows in interleaved_samples(runners, images, calls, rounds, warmup).items():
         figures = {step: statistics.median(row[i] for row in rows) for i, step in enumerate(STEPS)}
         figures["answer rules"] = statistics.median(row[len(STEPS)] for row in rows)
         figures["solve"] = statistics.median(row[-1] for row in rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .contenders import Contender
 
@@ -153,6 +153,18 @@ def stage_latency(solvers: dict[str, Any], images: Sequence[bytes], calls: int =
     runners = {key: timed(solver) for key, solver in solvers.items()}
     for contender in others:
         runners[contender.key] = lambda image, c=contender: _timed_solve(c, image)
+    out = {}
+    for key, rows in interleaved_samples(runners, images, calls, rounds, warmup).items():
+        stages = STAGES if len(rows[0]) == len(STAGES) else ("solve",)
+        out[key] = {stage: statistics.median(row[i] for row in rows) for i, stage in enumerate(stages)}
+        out[key]["calls"] = len(rows)
+    return out
+
+
+def interleaved_samples(runners: dict[str, Callable[[bytes], list[float]]], images: Sequence[bytes], calls: int,
+                        rounds: int, warmup: int) -> dict[str, list[list[float]]]:
+    """Each runner's timings (one list per call) over about ``calls`` images, the runners taking turns in
+    ``rounds`` chunks of the same images, so that a machine's slow spell falls on all of them alike."""
     for run in runners.values():
         for image in images[:warmup]:
             run(image)
@@ -162,12 +174,7 @@ def stage_latency(solvers: dict[str, Any], images: Sequence[bytes], calls: int =
         chunk = [images[(round_index * per_round + i) % len(images)] for i in range(per_round)]
         for key, run in runners.items():
             samples[key] += [run(image) for image in chunk]
-    out = {}
-    for key, rows in samples.items():
-        stages = STAGES if len(rows[0]) == len(STAGES) else ("solve",)
-        out[key] = {stage: statistics.median(row[i] for row in rows) for i, stage in enumerate(stages)}
-        out[key]["calls"] = len(rows)
-    return out
+    return samples
 
 
 def _timed_solve(contender: Contender, image: bytes) -> list[float]:
