@@ -44,13 +44,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from .catalogue import Product, build_catalogue, category_names
 from .demo_captchas import CAPTCHA_STYLES, IMAGE_HEIGHT, IMAGE_WIDTH, CaptchaDrawer
 
 CAPTCHA_MODES = ("redirect", "inline")
 IMAGE_MODES = ("png", "broken", "html", "data-uri")
 SESSION_COOKIE = "session"
-CATEGORY_NAMES = ("books", "music", "games", "tools", "garden", "kitchen", "toys", "sports")
-ADJECTIVES = ("Classic", "Compact", "Deluxe", "Vintage", "Modern", "Rugged", "Handmade", "Portable", "Silent")
 
 
 @dataclass
@@ -91,16 +90,6 @@ class SiteOptions:
         return -(-self.items_per_category // self.page_size)
 
 
-@dataclass(frozen=True)
-class Product:
-    id: int
-    category: str
-    name: str
-    price: str
-    sku: str
-    description: str
-
-
 @dataclass
 class Session:
     id: str
@@ -108,30 +97,6 @@ class Session:
     verified: bool = False
     pages_left: int = 0  # with solve_every > 0: pages this session may see before it must solve again
     answer: str | None = None  # text of the last image drawn for this session
-
-
-def category_names(count: int) -> list[str]:
-    """``count`` distinct category slugs."""
-    return [CATEGORY_NAMES[i] if i < len(CATEGORY_NAMES) else f"category-{i + 1}" for i in range(count)]
-
-
-def build_catalogue(options: SiteOptions) -> dict[int, Product]:
-    """The products, ids from 1, deterministic so that runs compare."""
-    products = {}
-    for c, category in enumerate(category_names(options.categories)):
-        for i in range(options.items_per_category):
-            pid = c * options.items_per_category + i + 1
-            adjective = ADJECTIVES[pid % len(ADJECTIVES)]
-            noun = category.rstrip("s").replace("-", " ")
-            products[pid] = Product(
-                id=pid,
-                category=category,
-                name=f"{adjective} {noun} no. {i + 1}",
-                price=f"{5 + (pid * 37) % 200}.{(pid * 13) % 100:02d}",
-                sku=f"{category[:3].upper()}-{pid:05d}",
-                description=f"A {adjective.lower()} {noun} from our {category} range, item {pid} of the demo catalogue.",
-            )
-    return products
 
 
 def listing_path(category: str, page: int) -> str:
@@ -165,7 +130,7 @@ class DemoSite:
         self.served_pages: set[str] = set()  # catalogue paths served to sessions allowed to see them
         self.log_requests = False
         self.categories = category_names(self.options.categories)
-        self.products = build_catalogue(self.options)
+        self.products = build_catalogue(self.options.categories, self.options.items_per_category)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._drawer = CaptchaDrawer()

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
 
 from captcha.fields import CaptchaField
 from captcha.models import CaptchaStore
@@ -24,8 +23,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
-CATEGORY_NAMES = ("books", "music", "games", "tools", "garden", "kitchen", "toys", "sports")
-ADJECTIVES = ("Classic", "Compact", "Deluxe", "Vintage", "Modern", "Rugged", "Handmade", "Portable", "Silent")
+from example_project.catalogue import Product, build_catalogue, category_names
+
 # Pages each session (by key) may see before its next captcha. Kept in the server's memory under a
 # lock, not in the session's data: a session's data is saved last-writer-wins, so requests arriving
 # together would all spend the same page.
@@ -33,32 +32,14 @@ _pages_left: dict[str, int] = {}
 _gate_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class Product:
-    id: int
-    category: str
-    name: str
-    price: str
-    sku: str
-    description: str
-
-
 def categories() -> list[str]:
-    return [CATEGORY_NAMES[i % len(CATEGORY_NAMES)] + ("" if i < len(CATEGORY_NAMES) else f"-{i + 1}")
-            for i in range(settings.SHOP_CATEGORIES)]
+    return category_names(settings.SHOP_CATEGORIES)
 
 
 @functools.cache
 def catalogue() -> dict[int, Product]:
-    """The products, ids from 1, deterministic."""
-    products = {}
-    for c, category in enumerate(categories()):
-        for i in range(settings.SHOP_ITEMS_PER_CATEGORY):
-            pid = c * settings.SHOP_ITEMS_PER_CATEGORY + i + 1
-            adjective, noun = ADJECTIVES[pid % len(ADJECTIVES)], category.rstrip("s")
-            products[pid] = Product(pid, category, f"{adjective} {noun} no. {i + 1}", f"{5 + (pid * 37) % 200}.{(pid * 13) % 100:02d}",
-                                    f"{category[:3].upper()}-{pid:05d}", f"A {adjective.lower()} {noun} from our {category} range.")
-    return products
+    """The demo shop's products (ids from 1, deterministic)."""
+    return build_catalogue(settings.SHOP_CATEGORIES, settings.SHOP_ITEMS_PER_CATEGORY)
 
 
 class VerifyForm(forms.Form):
