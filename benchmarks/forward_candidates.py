@@ -31,27 +31,22 @@ CANDIDATES: dict[str, tuple[int, tuple[int, ...], int, int]] = {
     "48 px, 24-32-64-96-96, hidden 192": (48, (24, 32, 64, 96, 96), 192, 70),
     "48 px, 24-32-64-96-96, hidden 128": (48, (24, 32, 64, 96, 96), 128, 70),
     "40 px, 32-48-96-128-128, hidden 192": (40, (32, 48, 96, 128, 128), 192, 70),
+    "60 px, 24-32-64-96-96, hidden 128, 59 classes": (60, (24, 32, 64, 96, 96), 128, 59),
+    "48 px, 24-32-64-96-96, hidden 128, 59 classes": (48, (24, 32, 64, 96, 96), 128, 59),
+    "60 px, 24-32-48-64-64, hidden 96, 59 classes": (60, (24, 32, 48, 64, 64), 96, 59),
 }
 
 
 def build(height: int, widths: tuple[int, ...], hidden: int, classes: int):
-    """A CRNN as :class:`scrapy_captcha.model.CRNN` builds it, with other convolution widths."""
+    """A CRNN as :class:`scrapy_captcha.model.CRNN` builds it for these settings."""
     import torch
-    from torch import nn
 
     from scrapy_captcha.config import ModelConfig
-    from scrapy_captcha.model import CRNN, _conv
+    from scrapy_captcha.model import CRNN
 
     torch.manual_seed(0)
-    config = ModelConfig(height=height, hidden=hidden, alphabet="".join(chr(0x4E00 + i) for i in range(classes - 1)))
-    model = CRNN(config)
-    layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
-    layers += _conv(widths[0], widths[1], (2, 2)) + _conv(widths[1], widths[2], (2, 2))
-    for before, after in zip(widths[2:], widths[3:]):
-        layers += _conv(before, after, None)
-    model.features = nn.Sequential(*layers)
-    model.project[0] = nn.Linear(widths[-1] * (height // 8), hidden)
-    return model.eval()
+    alphabet = "".join(chr(0x4E00 + i) for i in range(classes - 1))
+    return CRNN(ModelConfig(height=height, hidden=hidden, widths=widths, alphabet=alphabet)).eval()
 
 
 def multiply_adds(model, height: int, width: int) -> int:

@@ -9,6 +9,8 @@ from .codec import SEED_ALPHABET, Codec
 
 ARCHITECTURES = ("crnn", "seed-vgg")
 RESIZE_MODES = ("stretch", "pad", "height")
+#: The CRNN's convolution widths before ``widths`` was a setting: weights files without it have these.
+CRNN_WIDTHS = (32, 48, 96, 128, 128)
 
 
 @dataclass
@@ -23,6 +25,9 @@ class ModelConfig:
       ``min_width``..``max_width`` (a narrower image is padded with white, a wider one squeezed), then
       padded with white on the right to a multiple of :attr:`width_stride`. Inputs then differ in
       width; :func:`scrapy_captcha.image.pad_batch` pads a batch of them. ``width`` is unused.
+
+    ``widths`` (CRNN only) are the output channels of its convolutions, first to last: the first
+    one strides, the next two pool, any further ones keep the size.
     """
 
     arch: str = "crnn"
@@ -36,6 +41,7 @@ class ModelConfig:
     hidden: int = 128
     min_width: int = 32
     max_width: int = 800
+    widths: tuple[int, ...] = CRNN_WIDTHS
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -48,6 +54,9 @@ class ModelConfig:
             raise ValueError(f"resize 'height' needs a model that reads any width (crnn), not {self.arch!r}")
         if not 1 <= self.min_width <= self.max_width:
             raise ValueError(f"min_width ({self.min_width}) must be at least 1 and at most max_width ({self.max_width})")
+        self.widths = tuple(int(w) for w in self.widths)  # a list after a round trip through JSON
+        if len(self.widths) < 3 or min(self.widths) < 1:
+            raise ValueError(f"widths must be at least three positive convolution widths, not {self.widths}")
         Codec(self.alphabet)  # validates the alphabet
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,17 +37,16 @@ class CRNN(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        c, hidden = config.channels, config.hidden
-        self.features = nn.Sequential(
-            nn.Conv2d(c, 32, 3, stride=2, padding=1, bias=False),  # downsample before anything else: 3x faster
-            nn.BatchNorm2d(32),
+        c, hidden, widths = config.channels, config.hidden, config.widths
+        layers: list[nn.Module] = [
+            nn.Conv2d(c, widths[0], 3, stride=2, padding=1, bias=False),  # downsample before anything else: 3x faster
+            nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
-            *_conv(32, 48, (2, 2)),
-            *_conv(48, 96, (2, 2)),
-            *_conv(96, 128, None),
-            *_conv(128, 128, None),
-        )
-        self.project = nn.Sequential(nn.Linear(128 * (config.height // 8), hidden), nn.ReLU(inplace=True), nn.Dropout(0.1))
+        ]
+        for index, (before, after) in enumerate(zip(widths, widths[1:])):
+            layers += _conv(before, after, (2, 2) if index < 2 else None)
+        self.features = nn.Sequential(*layers)
+        self.project = nn.Sequential(nn.Linear(widths[-1] * (config.height // 8), hidden), nn.ReLU(inplace=True), nn.Dropout(0.1))
         self.sequence = nn.Sequential(
             nn.Conv1d(hidden, 2 * hidden, 3, padding=1, bias=False),
             nn.BatchNorm1d(2 * hidden),

@@ -105,8 +105,9 @@ def small(config: ModelConfig, seed: int = 0):
 @pytest.mark.parametrize("config", [
     ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32, case_sensitive=False),
     ModelConfig(alphabet="0123456789+-=?", resize="height", height=32, min_width=48, max_width=320, hidden=32),
+    ModelConfig(alphabet="0123456789abc", resize="height", height=48, hidden=24, widths=(8, 12, 16, 16)),
     ModelConfig(arch="seed-vgg", max_length=4),
-], ids=["crnn-stretch", "crnn-height", "seed-vgg"])
+], ids=["crnn-stretch", "crnn-height", "crnn-four-convolutions", "seed-vgg"])
 def test_export_keeps_settings_summary_and_outputs(tmp_path, config):
     pt = save_weights(tmp_path / "model.pt", small(config), config, {"trained_with": "test", "epoch": 3, "nested": {"a": [1, 2]}})
     out, difference = export(pt, tmp_path / "out" / "model.onnx")

@@ -55,6 +55,31 @@ def test_round_trip_of_the_seed_network(tmp_path):
         assert torch.equal(weights.build()(images), model(images))
 
 
+def test_other_convolution_widths_round_trip(tmp_path):
+    config = ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32, widths=(8, 16, 24, 24))
+    model = build_model(config).eval()
+    assert model.features[0].out_channels == 8 and model.project[0].in_features == 24 * (60 // 8)
+    weights = load_weights(save_weights(tmp_path / "narrow.pt", model, config))
+    assert weights.config.widths == (8, 16, 24, 24)
+    images = torch.rand(2, 1, 60, 160)
+    with torch.no_grad():
+        assert torch.equal(weights.build()(images), model(images))
+
+
+def test_a_file_from_before_widths_were_a_setting_gets_the_old_widths(tmp_path):
+    config = ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32)
+    older = {key: value for key, value in config.to_dict().items() if key != "widths"}
+    path = tmp_path / "older.pt"
+    torch.save(payload(config=older, state_dict=build_model(config).state_dict()), path)
+    assert load_weights(path).config.widths == (32, 48, 96, 128, 128)
+
+
+@pytest.mark.parametrize("widths", [(8, 16), (8, 0, 16)])
+def test_unusable_widths_are_refused(widths):
+    with pytest.raises(ValueError, match="widths must be at least three positive"):
+        ModelConfig(widths=widths)
+
+
 def test_solver_reads_a_saved_file(saved):
     path, _ = saved
     solver = Solver.from_path(path)
@@ -168,8 +193,10 @@ def test_foreign_damaged_and_missing_files_are_refused_by_name(tmp_path, saved):
         (ModelConfig(alphabet="0123456789abc", max_length=6, hidden=64), r"project.0.weight is \(64, 896\), expected \(32, 896\)"),
         (ModelConfig(alphabet="0123456789", max_length=6, hidden=32), r"classify.weight is \(11, 64\), expected \(14, 64\)"),
         (ModelConfig(arch="seed-vgg", alphabet="0123456789abc", max_length=6), "missing .*layer1.0.weight"),
+        (ModelConfig(alphabet="0123456789abc", max_length=6, hidden=32, widths=(24, 32, 64, 96, 96)),
+         r"features.0.weight is \(24, 1, 3, 3\), expected \(32, 1, 3, 3\)"),
     ],
-    ids=["wider", "smaller-alphabet", "other-arch"],
+    ids=["wider", "smaller-alphabet", "other-arch", "other-widths"],
 )
 def test_state_dict_that_does_not_fit_the_settings_is_refused(tmp_path, other, message):
     path = tmp_path / "misfit.pt"

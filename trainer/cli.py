@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from scrapy_captcha.codec import SEED_ALPHABET
+from scrapy_captcha.config import CRNN_WIDTHS
 from scrapy_captcha.model import ARCHITECTURES, ModelConfig
 
 from .generate import GeneratorSpec
@@ -130,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the aspect ratio, any width (crnn; default: stretch)")
     train.add_argument("--input-height", type=int, help="the model's input height (default: --height)")
     train.add_argument("--hidden", type=int, default=128, help="width of the CRNN's sequence head (default: 128)")
+    train.add_argument("--widths", type=_ints, default=CRNN_WIDTHS, metavar="W1,W2,...",
+                       help="the CRNN's convolution widths, at least three (default: %s)" % ",".join(map(str, CRNN_WIDTHS)))
     train.add_argument("--curriculum", type=_curriculum, metavar="START:RAMP",
                        help="synthetic difficulty from START up to 1 over the first RAMP share of training (e.g. 0.2:0.5)")
     train.add_argument("--workers", type=int, default=2, help="data loading processes")
@@ -166,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--labelled-augmentation", choices=("weak", "strong"),
                        help="augmentation of the labelled images (default: strong with hand labels, else weak)")
     adapt.add_argument("--holdout", type=float, default=0.15, help="share of the labelled images held out")
+    adapt.add_argument("--alphabet", help="the characters the site draws (as CAPTCHA_ALPHABET): the teacher's readings keep "
+                                          "to them, the synthetic prior draws them, the model grows any it lacks")
+    adapt.add_argument("--answer-case", choices=("as-is", "lower", "upper"), default="as-is",
+                       help="the case the site expects (as CAPTCHA_ANSWER_CASE): the teacher's readings are folded to it")
+    adapt.add_argument("--balance", action="store_true",
+                       help="draw labelled images holding rare characters more often (repeat-factor sampling)")
+    adapt.add_argument("--synthetic-share", type=float, default=0.0,
+                       help="per labelled image of a step, this many captchas our renderer draws in --alphabet (default: 0)")
+    adapt.add_argument("--rejected-weight", type=float, default=0.0,
+                       help="weight of a penalty on the probability of answers the site rejected (default: 0)")
     adapt.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -214,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
 
             length = args.length[1] if args.arch == "seed-vgg" else args.max_length
             model = ModelConfig(arch=args.arch, alphabet=args.alphabet, height=args.input_height or args.height, width=args.width,
-                                max_length=length, case_sensitive=not args.case_insensitive, resize=args.resize, hidden=args.hidden)
+                                max_length=length, case_sensitive=not args.case_insensitive, resize=args.resize, hidden=args.hidden,
+                                widths=args.widths)
             options = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "val_size", "batch_size", "lr", "weight_decay",
                                                      "warmup", "patience", "max_minutes", "augment", "allow_skip", "workers",
                                                      "seed", "device", "progress", "resume", "init", "curriculum")}
@@ -225,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
             options = {k: getattr(args, k) for k in ("steps", "batch_size", "unlabelled_ratio", "lr", "threshold", "holdout",
                                                      "eval_every", "seed", "resume", "device", "progress",
-                                                     "supervised_share", "labelled_augmentation")}
+                                                     "supervised_share", "labelled_augmentation", "alphabet", "answer_case",
+                                                     "balance", "synthetic_share", "rejected_weight")}
             adapt(AdaptConfig(folder=str(args.folder), out=str(args.out), weights=args.weights and str(args.weights),
                               labels=[str(path) for path in args.labels], **options))
         elif args.command == "export":
