@@ -32,12 +32,14 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 from tqdm import tqdm
 
+from scrapy_captcha.answers import answer_rules
 from scrapy_captcha.codec import Codec, LabelError
 from scrapy_captcha.image import pad_tensor_batch, to_tensor
 from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.recording import ACCEPTED, REJECTED, read_attempts
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, Weights, load_weights, save_weights
 
+from .adapt_prior import SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors
 from .augment import build_augmentation
 from .data import IMAGE_SUFFIXES, Collate, DataError, label_from_name, scan_folder
 from .label import read_hand_labels
@@ -68,6 +70,12 @@ class AdaptConfig:
     supervised_share: float | None = None  # first share of the steps on labelled images alone (no teacher readings yet)
     labelled_augmentation: str | None = None  # "weak" or "strong": a few hundred labels overfit under light changes
     holdout: float = 0.15
+    # the site's characters and case (as CAPTCHA_ALPHABET, CAPTCHA_ANSWER_CASE): the teacher's readings keep to them
+    alphabet: str | None = None
+    answer_case: str = "as-is"
+    balance: bool = False  # draw labelled images holding rare characters more often (adapt_prior.repeat_factors)
+    synthetic_share: float = 0.0  # images our renderer draws in the alphabet, per labelled image of a step
+    rejected_weight: float = 0.0  # weight of the penalty on the probability of rejected answers
     eval_every: int = 50
     seed: int = 0
     resume: bool = False
@@ -81,6 +89,7 @@ class Pool:
 
     labelled: list[tuple[Path, str, str]]  # path, label, source ("accepted", "hand", "folder")
     unlabelled: list[tuple[Path, frozenset[str]]]  # path, case-folded answers known to be wrong
+    rejected: dict[Path, str] = field(default_factory=dict)  # path -> the answer the site rejected, as submitted
 
 
 def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
@@ -92,6 +101,7 @@ def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
     labelled: list[tuple[Path, str, str]] = []
     unlabelled: list[tuple[Path, frozenset[str]]] = []
     recorded: set[str] = set()
+    rejected: dict[Path, str] = {}
     for attempt in read_attempts(folder):
         recorded.add(attempt.file)
         path = folder / attempt.file
@@ -101,6 +111,8 @@ def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
             labelled.append((path, attempt.answer, "accepted"))
         else:
             wrong = frozenset({attempt.answer.casefold()}) if attempt.verdict == REJECTED and attempt.answer else frozenset()
+            if wrong:
+                rejected[path] = attempt.answer
             unlabelled.append((path, wrong))
     for name, label in hand.items():
         if (folder / name).is_file():
@@ -119,7 +131,7 @@ def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
         labelled += [(path, label, "folder") for path, label in scan_folder(extra, Codec(GROWABLE), 64)]
     if not labelled and not unlabelled:
         raise DataError([(folder, "holds no captcha images (is it a CAPTCHA_HARVEST_DIR?)")])
-    return Pool(labelled, unlabelled)
+    return Pool(labelled, unlabelled, {path: answer for path, answer in rejected.items() if path.is_file()})
 
 
 #: A character the starting model already writes that a new one looks like: its output row is the new
@@ -196,6 +208,10 @@ def recipe(cfg: AdaptConfig, pool: Pool) -> AdaptConfig:
     by_hand = any(source != "accepted" for _, _, source in pool.labelled)
     chosen = HAND_RECIPE if by_hand else RECORDING_RECIPE
     cfg = replace(cfg, **{key: value for key, value in chosen.items() if getattr(cfg, key) is None})
+    if cfg.answer_case not in ("as-is", "lower", "upper"):
+        raise ValueError(f"answer_case must be 'as-is', 'lower' or 'upper', got {cfg.answer_case!r}")
+    if cfg.synthetic_share < 0 or cfg.rejected_weight < 0:
+        raise ValueError("synthetic_share and rejected_weight must not be negative")
     if cfg.labelled_augmentation not in ("weak", "strong"):
         raise ValueError(f"labelled_augmentation must be 'weak' or 'strong', got {cfg.labelled_augmentation!r}")
     return cfg
@@ -257,9 +273,11 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
     pool = collect(cfg.folder, cfg.labels)
     cfg = recipe(cfg, pool)
     start_weights = load_weights(cfg.weights or BUNDLED_WEIGHTS)
-    weights, new_chars = grow_alphabet(start_weights, [label for _, label, _ in pool.labelled])
+    # the site's alphabet grows the model too: the synthetic prior then teaches characters no label holds yet
+    weights, new_chars = grow_alphabet(start_weights, [label for _, label, _ in pool.labelled] + [cfg.alphabet or ""])
     config = weights.config
     codec = Codec(config.alphabet)
+    rules = answer_rules(config, cfg.answer_case, cfg.alphabet) if cfg.alphabet or cfg.answer_case != "as-is" else None
     problems = []
     for path, label, _ in pool.labelled:
         try:
@@ -275,13 +293,21 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
           f"({sum(bool(w) for _, w in pool.unlabelled)} with a rejected answer)"
           + (f"; alphabet grows by {new_chars!r}" if new_chars else ""), flush=True)
     print(f"recipe: lr {cfg.lr:g}, {cfg.labelled_augmentation} augmentation of the labelled images, "
-          f"first {cfg.supervised_share:.0%} of {cfg.steps} steps on them alone", flush=True)
+          f"first {cfg.supervised_share:.0%} of {cfg.steps} steps on them alone"
+          + (f"; alphabet {cfg.alphabet!r}" if cfg.alphabet else "") + ("; balanced" if cfg.balance else "")
+          + (f"; synthetic share {cfg.synthetic_share:g}" if cfg.synthetic_share else "")
+          + (f"; rejected-answer penalty {cfg.rejected_weight:g}" if cfg.rejected_weight else ""), flush=True)
     train_images = load_images([p for p, _, _ in train_items], config)
     train_labels = [label for _, label, _ in train_items]
     held_images = load_images([p for p, _, _ in held_items], config)
     held_labels = [label for _, label, _ in held_items]
     unlabelled_images = load_images([p for p, _ in pool.unlabelled], config)
     wrong = [w for _, w in pool.unlabelled]
+    rejected = [(i, pool.rejected[path]) for i, (path, _) in enumerate(pool.unlabelled) if path in pool.rejected]
+    draw_weights = torch.tensor(repeat_factors(train_labels)) if cfg.balance and train_labels else None
+    prior = (SyntheticPrior(cfg.alphabet or "".join(sorted({c for label in train_labels for c in label})),
+                            label_lengths(train_labels + held_labels), config, cfg.seed)
+             if cfg.synthetic_share > 0 else None)
 
     before = accuracy(start_weights.build(device), start_weights.config, held_images, held_labels, device) if held_labels else None
     if before:
@@ -320,16 +346,26 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             group["lr"] = lr
         inputs, targets = [], []
         if labelled_batch:
-            chosen = torch.randint(len(train_labels), (labelled_batch,), generator=rng).tolist()
+            if draw_weights is not None:
+                chosen = torch.multinomial(draw_weights, labelled_batch, replacement=True, generator=rng).tolist()
+            else:
+                chosen = torch.randint(len(train_labels), (labelled_batch,), generator=rng).tolist()
             inputs += [labelled_view(train_images[i].float().div(255)) for i in chosen]
             targets += [train_labels[i] for i in chosen]
+        if prior is not None:
+            drawn, texts = prior.batch(max(1, round(cfg.synthetic_share * max(labelled_batch, 1))))
+            inputs += [weak(image) for image in drawn]
+            targets += texts
+        known = len(inputs)  # labelled and synthetic images: the rest are pseudo-labelled
         if unlabelled_batch and (step >= cfg.supervised_share * cfg.steps or not labelled_batch):
             chosen = torch.randint(len(unlabelled_images), (unlabelled_batch,), generator=rng).tolist()
             views = pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i in chosen])
             with torch.no_grad():
-                readings = decode(teacher(views.to(device)), config)
+                logits = teacher(views.to(device))
+                readings = rules.decode(logits, config) if rules else decode(logits, config)
             for i, reading in zip(chosen, readings):
-                if not keep_pseudo_label(reading.text, reading.confidence, frozenset(), cfg.threshold, config.max_length):
+                if not (keep_pseudo_label(reading.text, reading.confidence, frozenset(), cfg.threshold, config.max_length)
+                        and all(c in config.alphabet for c in reading.text)):
                     counts["dropped_low_confidence"] += 1
                 elif not keep_pseudo_label(reading.text, reading.confidence, wrong[i], cfg.threshold, config.max_length):
                     counts["dropped_known_wrong"] += 1
@@ -341,11 +377,15 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             logits = student(pad_tensor_batch(inputs).to(device))
             # one forward pass for both kinds (shared batch statistics), each kind averaged on its own
             loss = torch.zeros((), device=device)
-            if labelled_batch:
-                loss = loss + criterion(logits[:labelled_batch], collate(list(zip(inputs[:labelled_batch], targets[:labelled_batch]))), device)
-            if len(inputs) > labelled_batch:
-                rest = collate(list(zip(inputs[labelled_batch:], targets[labelled_batch:])))
-                loss = loss + cfg.unlabelled_weight * criterion(logits[labelled_batch:], rest, device)
+            if known:
+                loss = loss + criterion(logits[:known], collate(list(zip(inputs[:known], targets[:known]))), device)
+            if len(inputs) > known:
+                rest = collate(list(zip(inputs[known:], targets[known:])))
+                loss = loss + cfg.unlabelled_weight * criterion(logits[known:], rest, device)
+            if cfg.rejected_weight and rejected and config.head == "ctc":
+                picked = [rejected[k] for k in torch.randint(len(rejected), (min(cfg.batch_size, len(rejected)),), generator=rng).tolist()]
+                wrong_logits = student(pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i, _ in picked]).to(device))
+                loss = loss + cfg.rejected_weight * known_wrong_penalty(wrong_logits, [answer for _, answer in picked], codec)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(student.parameters(), 5.0)
