@@ -221,7 +221,7 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
                     await maybe_deferred_to_future(deferToThread(before_adapt, number, folder))
                 final = await maybe_deferred_to_future(deferToThread(adapt, AdaptConfig(
                     folder=str(folder), out=str(run), weights=str(weights) if weights else None,
-                    steps=args.adapt_steps, progress=False)))
+                    steps=args.adapt_steps, progress=False, **getattr(args, "adapt_options", {}))))
                 row.adapt_seconds, row.adapt_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
                 if final.get("after") and final.get("before"):
                     row.held_out = f" (held-out {final['before']['sequence_accuracy']:.2f} -> {final['after']['sequence_accuracy']:.2f})"

@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv-unseen-django"
 REQUIREMENTS = ("django-simple-captcha==0.7.0", "django==5.2.19", "pillow==13.0.0")
 PAGE_SIZE = 8  # settings.SHOP_PAGE_SIZE
+#: The characters django-simple-captcha's default challenge draws (``captcha.helpers.random_char_challenge``:
+#: four of a-z, shown and checked as capitals): what a user sets as ``CAPTCHA_ALPHABET`` for such a site.
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def venv_python() -> Path:
