@@ -46,3 +46,19 @@ def test_the_adapt_section_is_skipped_without_the_flag(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     section = json.loads((tmp_path / "results.json").read_text())["sections"]["adapt"]
     assert section == {"status": "skipped", "why": "long (tens of minutes): run with --adapt"}
+
+
+def test_held_out_score_reads_through_the_crawls_answer_rules(tmp_path: Path) -> None:
+    from captcha.image import ImageCaptcha
+
+    from benchmarks.adapt import held_out_score
+
+    texts = ["AB3X", "K7PQ", "ZZ42", "M4NW"]
+    for index, text in enumerate(texts):
+        ImageCaptcha(width=160, height=60).write(text, str(tmp_path / f"{index}-{text}.png"))
+    (tmp_path / "9-QQQQ.png").write_bytes((tmp_path / "0-AB3X.png").read_bytes())  # an image under a wrong label
+    scored = held_out_score(BUNDLED_WEIGHTS, tmp_path, "upper", None)
+    assert scored["images"] == 5 and 3 <= scored["right"] <= 4 and scored["rate"] == scored["right"] / 5
+    assert sum(n for pair, n in scored["misread"].items() if pair.startswith("Q->")) >= 3  # QQQQ read as AB3X
+    # digits left out of the site's alphabet: no answer can hold one, so the labels with digits are missed
+    assert held_out_score(BUNDLED_WEIGHTS, tmp_path, "upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")["right"] == 0
