@@ -35,9 +35,7 @@ def test_every_step_of_a_solve_is_timed_for_each_file(tmp_path: Path) -> None:
         assert figures["calls"] == 24
         assert all(figures[step] > 0 for step in (*STEPS, "solve", "answer rules"))
         assert figures["forward"] > figures["ctc decode"]  # a network against a few numpy calls: far apart
-    # the default model reads 160x60 as it is; the generalist resizes it to 48 px high
-    assert latency[str(models[1])]["resize"] > latency[str(models[0])]["resize"]
-    assert f"| {models[0]} |" in done.stdout
+    assert f"| {models[0]} |" in done.stdout and f"| {models[1]} |" in done.stdout
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
