@@ -37,11 +37,7 @@ def noise_image(seed: int) -> bytes:
 
 def junk_images() -> dict[str, bytes]:
     """Images nothing like a captcha: a model reads no text in them, or some text with low confidence."""
-    rng = np.random.default_rng(0)
-    return {
-        "black": _png(Image.new("L", (160, 60), 0)),
-        "noise": _png(Image.fromarray(rng.integers(0, 256, (60, 160), dtype=np.uint8))),
-    }
+    return {"black": _png(Image.new("L", (160, 60), 0)), "noise": noise_image(0)}
 
 
 def test_the_floor_refuses_junk_and_keeps_real_captchas(one_thread):

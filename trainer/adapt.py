@@ -131,7 +131,7 @@ def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
         labelled += [(path, label, "folder") for path, label in scan_folder(extra, Codec(GROWABLE), 64)]
     if not labelled and not unlabelled:
         raise DataError([(folder, "holds no captcha images (is it a CAPTCHA_HARVEST_DIR?)")])
-    return Pool(labelled, unlabelled, {path: answer for path, answer in rejected.items() if path.is_file()})
+    return Pool(labelled, unlabelled, rejected)  # a missing image is reported when the unlabelled ones load
 
 
 #: A character the starting model already writes that a new one looks like: its output row is the new
