@@ -314,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(path.read_text()) if path.exists() else []
     ran = {(r["scenario"], r["start"]) for r in results}
     kept = [r for r in previous if (r["scenario"], r.get("start", "bundled")) not in ran]
-    path.write_text(json.dumps(kept + results, indent=2))
+    from .__main__ import repo_relative
+
+    path.write_text(json.dumps(repo_relative(kept + results), indent=2))
     print(table(kept + results))
     return 0
 
