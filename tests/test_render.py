@@ -30,7 +30,7 @@ def draws(drawer: Drawer, count: int, seed: int = 0) -> list[tuple[Image.Image, 
     return [drawer.draw(rng) for _ in range(count)]
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "plugin"])
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in ("plugin", "junk")])
 @pytest.mark.parametrize("difficulty", [0.0, 1.0])
 def test_every_family_draws_images_with_labels_in_the_alphabet(family, difficulty):
     drawer = build_drawer(family, TextSpec(LETTERS, (1, 12)), difficulty=difficulty)
@@ -38,6 +38,33 @@ def test_every_family_draws_images_with_labels_in_the_alphabet(family, difficult
         assert isinstance(image, Image.Image) and image.mode in ("RGB", "L")
         assert label and set(label) <= set(GENERALIST_ALPHABET), label
         assert image.getextrema() != ((image.getextrema()[0][0],) * 2,) * 3, "a blank image"
+
+
+def test_the_junk_family_draws_text_free_images_labelled_empty_and_they_train():
+    import torch
+
+    from scrapy_captcha.image import to_tensor
+    from scrapy_captcha.model import ModelConfig
+    from trainer.data import Collate
+    from trainer.train import Criterion
+
+    drawer = build_drawer("0.7:1,junk:1", TextSpec("abc", (4, 4)))
+    drawn = draws(drawer.only("junk"), 60, seed=2)
+    assert {label for _, label in drawn} == {""}
+    assert all(112 <= w <= 224 and 42 <= h <= 84 for w, h in (image.size for image, _ in drawn))  # around 160 x 60
+    colours = [len(image.getcolors(1 << 16) or range(1 << 16)) for image, _ in drawn]
+    assert min(colours) == 1 and max(colours) > 1000  # one-colour images and noise among them
+    assert {len(label) for _, label in draws(drawer, 60, seed=3)} == {0, 4}  # mixed with captchas
+    with pytest.raises(ValueError, match="draws no text"):
+        drawer.only("junk").families[0].render("ab", random.Random(0))
+    config = ModelConfig(alphabet="abc", resize="height", height=32, hidden=16)
+    batch = Collate(config)([(to_tensor(drawn[0][0], config), ""), (to_tensor(drawn[1][0], config), "ab")])
+    assert batch.targets.tolist() == [1, 2] and batch.target_lengths.tolist() == [0, 2]
+    logits = torch.zeros(2, 10, 4)
+    logits[0, :, 0] = 9.0  # the first image read as all blanks: its empty target costs almost nothing
+    losses = torch.nn.functional.ctc_loss(logits.log_softmax(-1).transpose(0, 1), batch.targets, torch.full((2,), 10),
+                                          batch.target_lengths, reduction="none")
+    assert losses[0] < 0.01 < losses[1] and torch.isfinite(Criterion(config)(logits, batch, torch.device("cpu")))
 
 
 @pytest.mark.parametrize("family", OWN_FAMILIES)

@@ -239,5 +239,6 @@ class Collate:
         if self.config.head == "one-hot":
             targets = torch.stack([self.codec.one_hot_encode(label, self.config.max_length) for label in labels])
         else:
-            targets = torch.tensor([k for label in labels for k in self.codec.encode(label)])
+            # an empty label (the junk family's) is a CTC target of blanks only
+            targets = torch.tensor([k for label in labels if label for k in self.codec.encode(label)], dtype=torch.long)
         return Batch(images, labels, targets, lengths)

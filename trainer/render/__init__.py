@@ -3,7 +3,8 @@
 - :class:`~trainer.render.base.Renderer`: ``text(rng, spec)`` picks a text, ``render(text, rng,
   difficulty)`` draws it. Families: ``0.7`` and ``0.5`` (the ``captcha`` library's styles,
   :mod:`.captcha_lib`), ``plain`` and ``styled`` (our own, :mod:`.styled`), ``arithmetic``
-  (:mod:`.arithmetic`), and ``plugin`` (a user's ``module:function``, text -> PIL image).
+  (:mod:`.arithmetic`), ``junk`` (images with no text, labelled empty: :mod:`.junk`), and ``plugin`` (a
+  user's ``module:function``, text -> PIL image).
 - :func:`parse_mix`: ``"styled"``, ``"mixed"`` (both library styles, as before), ``"generalist"`` (the
   bundled generalist's recipe) or weights such as ``"styled:3,plain:1,0.7:1"``.
 - :class:`Drawer`: draws ``(image, label)`` pairs from a mix at a difficulty; the curriculum moves
@@ -28,7 +29,7 @@ __all__ = ["FAMILIES", "GENERALIST_ALPHABET", "MIXES", "Drawer", "MissingFontsEr
            "TextSpec", "build_drawer", "label_of", "load_plugin", "parse_mix", "random_text"]
 
 #: Every family by name.
-FAMILIES = ("0.7", "0.5", "plain", "styled", "arithmetic", "plugin")
+FAMILIES = ("0.7", "0.5", "plain", "styled", "arithmetic", "junk", "plugin")
 #: Named mixes: family -> weight. "mixed" keeps its old meaning (both library styles).
 MIXES: dict[str, dict[str, float]] = {
     "mixed": {"0.7": 1, "0.5": 1},
@@ -118,6 +119,10 @@ def make_family(name: str, fonts: Callable[[], FontSet], plugin: str | None = No
         if not plugin:
             raise PluginError("the 'plugin' family needs --generator module:function")
         return PluginRenderer(plugin)
+    if name == "junk":
+        from .junk import JunkRenderer
+
+        return JunkRenderer(width, height)
     if name == "arithmetic":
         from .arithmetic import ArithmeticRenderer
 
