@@ -16,11 +16,12 @@ Scenarios, each in its own process (one Twisted reactor per process), each on a 
 (``benchmarks/unseen``, in its own venv), served by the demo site in a random order, each once, or
 ``django``: a real Django site (``example_project/django_site``, in the Django venv: ``make
 django-venv``) whose form uses django-simple-captcha 0.7.0, which draws, stores and checks the
-captchas itself (case-insensitive; the crawl sets ``CAPTCHA_ANSWER_CASE=upper`` and
-``CAPTCHA_ALPHABET`` to its 26 capitals, as a user who saw its captchas would, and adapt keeps to
-the same: ``--site-alphabet``). Its scenarios also score the last weights on the 500 held-out
-django-simple-captcha images of ``benchmarks/data/unseen/django-simple`` (``make unseen-sets``), a
-figure with less noise than one crawl's 145 captchas.
+captchas itself (case-insensitive; the crawl sets ``CAPTCHA_ANSWER_CASE=upper``,
+``CAPTCHA_ALPHABET`` to its 26 capitals and ``CAPTCHA_ANSWER_LENGTH=4``, as a user who saw its
+captchas would, and adapt keeps to the same: ``--site-alphabet``, ``--site-length``). Its scenarios
+also score the last weights on the 500 held-out django-simple-captcha images of
+``benchmarks/data/unseen/django-simple`` (``make unseen-sets``), a figure with less noise than one
+crawl's captchas.
 
 Rates are captchas accepted on the first try / captchas met, on fresh images of each crawl. CPU
 seconds are this process's (all threads) per step; the machine is shared, so wall times vary.
@@ -44,11 +45,13 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIOS = ("loop:ribbon", "hand:night")
-#: Options a scenario gets unless given: on the Django site, adapt's remedies for a letter its crawls
-#: seldom accept (``I``; see trainer/adapt_prior.py), and in the loop every captcha of a crawl answered.
+#: Options a scenario gets unless given. On the Django site: adapt's remedies for a letter its crawls
+#: seldom accept (``I``; see trainer/adapt_prior.py), 2 x 160 products (361 captchas a crawl, so a
+#: rate moves by 0.3 points a captcha, not 0.7), and in the loop every captcha of a crawl answered.
 SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "hand:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3},
-    "loop:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3, "adapt_steps": 350, "max_attempts": 30},
+    "hand:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3, "items": 160},
+    "loop:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3, "align": True, "items": 160,
+                    "adapt_steps": 320, "max_attempts": 30},
 }
 
 
@@ -144,7 +147,8 @@ def check_verdicts(folder: Path, texts: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def held_out_score(weights: Path, folder: Path, answer_case: str, alphabet: str | None) -> dict[str, Any]:
+def held_out_score(weights: Path, folder: Path, answer_case: str, alphabet: str | None,
+                   lengths: tuple[int, int] | None = None) -> dict[str, Any]:
     """Any-case accuracy of ``weights`` on a labelled folder (``{index}-{text}.png``) through the crawl's answer
     rules, its most common misread characters (position by position) and its readings of the wrong length."""
     import collections
@@ -154,7 +158,7 @@ def held_out_score(weights: Path, folder: Path, answer_case: str, alphabet: str 
     from scrapy_captcha.weights import load_weights
 
     solver = Solver(load_weights(weights))
-    rules = answer_rules(solver.config, answer_case, alphabet)
+    rules = answer_rules(solver.config, answer_case, alphabet, lengths)
     paths = sorted(folder.glob("*.png"))
     texts = [path.stem.split("-", 1)[1] for path in paths]
     readings = [solver.solve(path.read_bytes(), rules=rules).text for path in paths]
@@ -178,6 +182,10 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     args.scenario = args.scenario[0]
     kind, _, style = args.scenario.partition(":")
     out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start_name(args.weights)}" if args.weights else ""))
+    for key, value in {"balance": False, "synthetic_share": 0.0, "rejected_weight": 0.0, "align": False, "items": 64,
+                       **SCENARIO_DEFAULTS.get(args.scenario, {})}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     pool = draw_pool(style[len("pool-"):], args.pool_size, args.seed, out.parent / f"pool-{style}") if style.startswith("pool-") else None
     shutil.rmtree(out, ignore_errors=True)  # a new recording, not one grown over the last run's
     if style == "django":
@@ -189,26 +197,27 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         site = make_site(style, pool, args.categories, args.items)
         truth = lambda: site.truth  # noqa: E731
     rounds = args.rounds if kind == "loop" else 1
-    for key, value in {"balance": False, "synthetic_share": 0.0, "rejected_weight": 0.0, **SCENARIO_DEFAULTS.get(args.scenario, {})}.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     if args.adapt_steps is None:
         args.adapt_steps = 150 if kind == "loop" else 1000
     if args.max_attempts is None:
         args.max_attempts = 10 if kind == "loop" else 2 * args.hand_labels + 100
     answer_case = "upper" if pool is not None or style == "django" else "as-is"
-    if args.site_alphabet is None and style == "django":
-        from example_project.django_site import ALPHABET
+    if style == "django":
+        from example_project.django_site import ALPHABET, LENGTH
 
-        args.site_alphabet = ALPHABET
+        args.site_alphabet = ALPHABET if args.site_alphabet is None else args.site_alphabet
+        args.site_length = LENGTH if args.site_length is None else args.site_length
     alphabet = args.site_alphabet or None
+    length = (args.site_length, args.site_length) if args.site_length else None
     demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
                             *(["--weights", args.weights] if args.weights else []),
                             "--record-dir", str(out / "recording"), "-s", f"CAPTCHA_MAX_ATTEMPTS={args.max_attempts}",
                             *(["-s", f"CAPTCHA_ANSWER_CASE={answer_case}"] if answer_case != "as-is" else []),
-                            *(["-s", f"CAPTCHA_ALPHABET={alphabet}"] if alphabet else [])])
-    demo_args.adapt_options = {"alphabet": alphabet, "answer_case": answer_case, "balance": args.balance,
-                               "synthetic_share": args.synthetic_share, "rejected_weight": args.rejected_weight}
+                            *(["-s", f"CAPTCHA_ALPHABET={alphabet}"] if alphabet else []),
+                            *(["-s", f"CAPTCHA_ANSWER_LENGTH={args.site_length}"] if length else [])])
+    demo_args.adapt_options = {"alphabet": alphabet, "answer_case": answer_case, "answer_length": length, "balance": args.balance,
+                               "synthetic_share": args.synthetic_share, "rejected_weight": args.rejected_weight,
+                               "align": args.align}
     hand = hand_labeller(truth, args.hand_labels, args.seed) if kind == "hand" else None
     started, cpu = time.perf_counter(), time.process_time()
     extra = {}
@@ -220,15 +229,15 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     held_out = HERE / "benchmarks" / "data" / "unseen" / "django-simple"
     if style == "django" and held_out.is_dir() and rounds:
         last = out / "recording-runs" / f"round-{rounds}" / "weights.pt"
-        extra["held_out"] = held_out_score(last, held_out, answer_case, alphabet)
+        extra["held_out"] = held_out_score(last, held_out, answer_case, alphabet, length)
         print(f"  round-{rounds} weights on {extra['held_out']['images']} held-out images: {100 * extra['held_out']['rate']:.1f}%"
               f" (misread {extra['held_out']['misread']})", flush=True)
     return {"scenario": args.scenario, "start": start_name(args.weights), "rounds": [{**asdict(r), "rate": r.rate} for r in result],
             "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu + extra.get("site_cpu_seconds", 0.0),
             **extra,
             "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts",
-                                                       "weights", "threads", "site_alphabet", "balance", "synthetic_share",
-                                                       "rejected_weight")}}
+                                                       "weights", "threads", "site_alphabet", "site_length", "balance",
+                                                       "synthetic_share", "rejected_weight", "align", "seed")}}
 
 
 def start_name(weights: str | None) -> str:
@@ -253,7 +262,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 OPTIONS = ("out", "rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts", "pool_size", "seed", "weights",
-           "threads", "site_alphabet", "balance", "synthetic_share", "rejected_weight")
+           "threads", "site_alphabet", "site_length", "balance", "synthetic_share", "rejected_weight", "align")
 
 
 def run_scenarios(scenarios: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -279,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/adapt.json", help="results file; scenarios run now replace their entries")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--adapt-steps", type=int,
-                        help="steps of each adapt (default: 150 for loop, 350 for loop:django, 1000 for hand: a few hundred "
+                        help="steps of each adapt (default: 150 for loop, 320 for loop:django, 1000 for hand: a few hundred "
                              "hand labels need more)")
     parser.add_argument("--categories", type=int, default=2)
-    parser.add_argument("--items", type=int, default=64, help="products per category: one captcha per page")
+    parser.add_argument("--items", type=int, help="products per category: one captcha per page (default: 64; 160 for django)")
     parser.add_argument("--hand-labels", type=int, default=150)
     parser.add_argument("--max-attempts", type=int,
                         help="CAPTCHA_MAX_ATTEMPTS (default: 10 for loop, 30 for loop:django; for hand, 2 x hand labels + 100, so that the "
@@ -295,11 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (default: 2; 1 spends less CPU time where other jobs share the cores)")
     parser.add_argument("--site-alphabet", help="CAPTCHA_ALPHABET of the crawls and adapt's --alphabet (default: the 26 capitals "
                                                 "for django, none otherwise; '' for none)")
+    parser.add_argument("--site-length", type=int, help="CAPTCHA_ANSWER_LENGTH of the crawls and adapt's --answer-length "
+                                                        "(default: 4 for django, none otherwise; 0 for none)")
     parser.add_argument("--balance", action=argparse.BooleanOptionalAction,
                         help="adapt --balance: rare characters' labelled images drawn more often (default: on for the django "
                              "scenarios, see SCENARIO_DEFAULTS)")
     parser.add_argument("--synthetic-share", type=float, help="adapt --synthetic-share (default: 0.5 for django, else 0)")
     parser.add_argument("--rejected-weight", type=float, help="adapt --rejected-weight (default: 0.3 for django, else 0)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, help="adapt --align (default: off)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -1,4 +1,4 @@
-"""Answer rules: map the model's characters onto the answers a site accepts (case, alphabet)."""
+"""Answer rules: map the model's characters onto the answers a site accepts (case, alphabet, length)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ class AnswerRules:
     """How the model's classes map onto the answers a site accepts (case folding, alphabet)."""
 
     codec: Codec
-    matrix: np.ndarray  # float32, model classes x answer classes, 0/1
+    matrix: np.ndarray | None  # float32, model classes x answer classes, 0/1; None: the model's own classes
     one_hot: bool
+    lengths: tuple[int, int] | None = None  # shortest and longest answer (CTC models; a one-hot model's is fixed)
 
     def decode(self, logits: Any, config: ModelConfig) -> list[Prediction]:
         """Decode model outputs (a numpy array or a torch tensor) into allowed answers only."""
@@ -26,17 +27,30 @@ class AnswerRules:
         if self.one_hot:
             probs = softmax(logits.reshape(logits.shape[0], -1, len(config.alphabet))) @ self.matrix
             return self.codec.decode_one_hot(np.log(probs + 1e-12).reshape(logits.shape[0], -1))
-        probs = softmax(logits) @ self.matrix
-        return self.codec.decode_ctc(np.log(probs + 1e-12))
+        if self.matrix is not None:
+            logits = np.log(softmax(logits) @ self.matrix + 1e-12)
+        return self.codec.decode_ctc_length(logits, self.lengths) if self.lengths else self.codec.decode_ctc(logits)
 
 
-def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None) -> AnswerRules | None:
+def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
+                 lengths: tuple[int, int] | None = None) -> AnswerRules | None:
     """Rules mapping the model's characters to allowed answers; ``None`` when nothing changes.
 
     A character is kept if its case-folded form is in ``alphabet``; the probabilities of
     characters that fold together ('a' and 'A' for a lower-case site) are added, and the rest
     are dropped before decoding, so the answer and its confidence only consider allowed answers.
+    ``lengths`` (``CAPTCHA_ANSWER_LENGTH``) keeps a CTC model's answers to that many characters
+    (:meth:`~scrapy_captcha.codec.Codec.decode_ctc_length`).
     """
+    one_hot = config.head == "one-hot"
+    if lengths is not None:
+        if one_hot and not lengths[0] <= config.max_length <= lengths[1]:
+            raise CaptchaSettingsError(f"CAPTCHA_ANSWER_LENGTH {lengths[0]}-{lengths[1]} leaves out the only length the "
+                                       f"{config.arch} model answers with: {config.max_length}")
+        if lengths[0] > config.max_length:
+            raise CaptchaSettingsError(f"CAPTCHA_ANSWER_LENGTH {lengths[0]}-{lengths[1]}: the model reads at most "
+                                       f"{config.max_length} characters")
+        lengths = None if one_hot else (lengths[0], min(lengths[1], config.max_length))
     fold = {"lower": str.lower, "upper": str.upper}.get(answer_case, lambda c: c)
     targets: list[str | None] = []
     answers: list[str] = []
@@ -51,8 +65,7 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None) ->
     if not answers:
         raise CaptchaSettingsError(f"CAPTCHA_ALPHABET {alphabet!r} shares no character with the model's alphabet {config.alphabet!r}")
     if answers == list(config.alphabet):
-        return None
-    one_hot = config.head == "one-hot"
+        return AnswerRules(Codec(config.alphabet), None, one_hot, lengths) if lengths else None
     offset = 0 if one_hot else 1  # CTC class 0 is the blank
     matrix = np.zeros((len(targets) + offset, len(answers) + offset), dtype=np.float32)
     if not one_hot:
@@ -60,4 +73,4 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None) ->
     for index, target in enumerate(targets):
         if target is not None:
             matrix[index + offset, answers.index(target) + offset] = 1.0
-    return AnswerRules(Codec("".join(answers)), matrix, one_hot)
+    return AnswerRules(Codec("".join(answers)), matrix, one_hot, lengths)

@@ -87,6 +87,36 @@ class Codec:
             predictions.append(Prediction("".join(chars), path, tuple(confidences)))
         return predictions
 
+    def decode_ctc_length(self, logits: Any, lengths: tuple[int, int]) -> list[Prediction]:
+        """CTC decoding that keeps to ``lengths`` (shortest, longest answer, inclusive).
+
+        A greedy reading already within them is the best path there is; any other is replaced by
+        the most probable path with an allowed number of characters (:func:`best_path_of_length`),
+        and by an empty answer of confidence 0 where the frames are too few to hold one.
+        """
+        array = as_array(logits)
+        predictions = self.decode_ctc(array)
+        for index, prediction in enumerate(predictions):
+            if not lengths[0] <= len(prediction.text) <= lengths[1]:
+                path = best_path_of_length(log_softmax(array[index]), *lengths)
+                predictions[index] = self._read_path(array[index], path) if path is not None else Prediction("", 0.0, ())
+        return predictions
+
+    def _read_path(self, logits: np.ndarray, path: np.ndarray) -> Prediction:
+        """The prediction of one image's frames along ``path`` (a class per frame), as :meth:`decode_ctc` reads them."""
+        probs = softmax(logits[None].astype(np.float32))[0][np.arange(len(path)), path]
+        chars: list[str] = []
+        confidences: list[float] = []
+        previous = 0
+        for p, k in zip(probs.tolist(), path.tolist()):
+            if k != 0 and k != previous:
+                chars.append(self.alphabet[k - 1])
+                confidences.append(p)
+            elif k != 0 and confidences:
+                confidences[-1] = max(confidences[-1], p)
+            previous = k
+        return Prediction("".join(chars), float(np.exp(np.log(probs).sum(dtype=np.float64))), tuple(confidences))
+
     def one_hot_encode(self, text: str, length: int) -> torch.Tensor:
         """The seed's target (for the trainer): a flat ``length * len(alphabet)`` tensor with one 1 per position."""
         import torch
@@ -134,3 +164,61 @@ def _best(logits: Any) -> tuple[np.ndarray, np.ndarray]:
     # (max, not take_along_axis at best: the same values, without its 12 us of index building per solve)
     shifted = array - array.max(axis=-1, keepdims=True)
     return (1.0 / np.exp(shifted).sum(axis=-1, dtype=np.float32)).astype(np.float32), best
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-softmax over the last axis, in float64 (sums of many frames stay exact)."""
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def best_path_of_length(log_probs: np.ndarray, shortest: int, longest: int) -> np.ndarray | None:
+    """The most probable CTC path (a class per frame) that collapses to ``shortest``..``longest`` characters.
+
+    ``log_probs`` is one image's ``(T, C)`` log-probabilities, class 0 the blank. Viterbi over
+    (characters so far, the last frame's class): a frame either repeats the last class (no new
+    character), is a blank, or starts a character different from the last frame's class. None if
+    ``T`` frames cannot hold ``shortest`` characters.
+    """
+    frames, classes = log_probs.shape
+    rows = np.arange(longest + 1)
+    score = np.full((longest + 1, classes), -np.inf)
+    score[0, 0] = log_probs[0, 0]
+    if longest >= 1:
+        score[1, 1:] = log_probs[0, 1:]
+    came_from = np.zeros((frames, longest + 1, classes), dtype=np.int64)  # the previous frame's class
+    characters = np.arange(1, classes)
+    for t in range(1, frames):
+        best = score.argmax(1)
+        best_score = score[rows, best]
+        runner_up_scores = score.copy()
+        runner_up_scores[rows, best] = -np.inf
+        second = runner_up_scores.argmax(1)
+        second_score = runner_up_scores[rows, second]
+        new = np.full_like(score, -np.inf)
+        new[:, 0] = best_score + log_probs[t, 0]  # a blank: from any class, same count
+        came_from[t, :, 0] = best
+        # a new character c: from one fewer character and any class but c
+        clash = best[:-1, None] == characters[None, :]
+        start_score = np.full((longest + 1, classes - 1), -np.inf)
+        start_from = np.zeros((longest + 1, classes - 1), dtype=np.int64)
+        start_score[1:] = np.where(clash, second_score[:-1, None], best_score[:-1, None])
+        start_from[1:] = np.where(clash, second[:-1, None], best[:-1, None])
+        repeat_score = score[:, 1:]  # the same character held over one more frame
+        starts = start_score > repeat_score
+        new[:, 1:] = np.where(starts, start_score, repeat_score) + log_probs[t, 1:]
+        came_from[t, :, 1:] = np.where(starts, start_from, characters[None, :])
+        score = new
+    allowed = score[shortest:longest + 1]
+    if not np.isfinite(allowed).any():
+        return None
+    count, last = np.unravel_index(allowed.argmax(), allowed.shape)
+    count += shortest
+    path = np.zeros(frames, dtype=np.int64)
+    path[-1] = last
+    for t in range(frames - 1, 0, -1):
+        previous = came_from[t, count, path[t]]
+        if path[t] != 0 and previous != path[t]:
+            count -= 1
+        path[t - 1] = previous
+    return path

@@ -20,6 +20,8 @@ CAPTCHA_MIN_CONFIDENCE - below this confidence an answer is not submitted; a fre
 CAPTCHA_ANSWER_CASE - "as-is" (default), "lower" or "upper": the case the site expects
 CAPTCHA_ALPHABET - characters the site's captchas can contain; the model only answers with these
     (default: no restriction)
+CAPTCHA_ANSWER_LENGTH - 4 or "4-6": how many characters the site's answers have; the model's
+    reading keeps to it (default: any length)
 CAPTCHA_FORM_SELECTOR, CAPTCHA_IMAGE_SELECTOR - CSS or XPath (starting with "/" or "(") of the
     captcha form and image, instead of the heuristics
 CAPTCHA_FIELD - name (or selector) of the input that takes the answer
@@ -146,7 +148,7 @@ class CaptchaMiddleware:
         self.stats = crawler.stats
         self.config = config
         self.solver = solver
-        self.rules = answer_rules(solver.config, config.answer_case, config.alphabet)
+        self.rules = answer_rules(solver.config, config.answer_case, config.alphabet, config.answer_length)
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
 
@@ -42,6 +42,7 @@ class CaptchaSettings:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     answer_case: str = "as-is"
     alphabet: str | None = None
+    answer_length: tuple[int, int] | None = None  # CAPTCHA_ANSWER_LENGTH: shortest and longest answer
     form_selector: str | None = None
     image_selector: str | None = None
     field: str | None = None
@@ -94,6 +95,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         min_confidence=min_confidence,
         answer_case=answer_case,
         alphabet=alphabet.strip() if alphabet else None,
+        answer_length=read_answer_length(settings.get("CAPTCHA_ANSWER_LENGTH")),
         form_selector=selectors["CAPTCHA_FORM_SELECTOR"],
         image_selector=selectors["CAPTCHA_IMAGE_SELECTOR"],
         field=selectors["CAPTCHA_FIELD"],
@@ -105,6 +107,23 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         max_image_pixels=_positive_int(settings, "CAPTCHA_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
         allowed_hosts=_allowed_hosts(settings),
     )
+
+
+def read_answer_length(value: Any) -> tuple[int, int] | None:
+    """``CAPTCHA_ANSWER_LENGTH``: ``4``, ``"4"``, ``"4-6"`` or ``(4, 6)`` -> (shortest, longest); None when unset."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            lengths = (int(value[0]), int(value[1]))
+        else:
+            low, dash, high = str(value).strip().partition("-")
+            lengths = (int(low), int(high) if dash else int(low))
+    except (TypeError, ValueError):
+        raise CaptchaSettingsError(f"CAPTCHA_ANSWER_LENGTH must be a number of characters (4) or a range (4-6), got {value!r}") from None
+    if lengths[0] < 1 or lengths[1] < lengths[0]:
+        raise CaptchaSettingsError(f"CAPTCHA_ANSWER_LENGTH must be 1 or more, shortest first, got {value!r}")
+    return lengths
 
 
 def _positive_int(settings: BaseSettings, name: str, default: int) -> int:

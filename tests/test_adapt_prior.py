@@ -16,7 +16,8 @@ from scrapy_captcha.recording import ACCEPTED, NOT_SUBMITTED, REJECTED, Recorder
 from scrapy_captcha.weights import save_weights
 from trainer import adapt as adapt_module
 from trainer.adapt import AdaptConfig, collect, run
-from trainer.adapt_prior import SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors
+from trainer.adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
+                                 teacher_readings)
 
 
 def test_repeat_factors_draw_rare_characters_more_often():
@@ -68,6 +69,28 @@ def test_the_known_wrong_penalty_pushes_the_rejected_answer_down():
     assert after[0] < before[0] / 5 and after[1] > before[1]  # the next reading moves up
     assert known_wrong_penalty(logits, ["ABJL", "ß"], codec).item() < first.item() / 5
     assert known_wrong_penalty(logits, ["ß", ""], codec).item() == 0.0
+
+
+def test_distribution_alignment_lets_an_under_read_character_win_its_close_frames():
+    codec = Codec("IL")  # classes: blank, I, L
+    frame = {"blank": [0.9, 0.05, 0.05], "clear L": [0.04, 0.01, 0.95], "close": [0.1, 0.35, 0.55]}
+    images = [[frame["clear L"], frame["blank"], frame["clear L"]]] * 6 + [[frame["close"], frame["blank"], frame["clear L"]]]
+    probs = torch.tensor(images)  # 7 images, 3 frames: L read everywhere, I at most a close second
+    assert [p.text for p in codec.decode_ctc(probs.log())][-1] == "LL"
+    align = DistributionAlignment(2)
+    aligned = align(probs)
+    assert align.marginal[1] > 4 * align.marginal[0]  # L holds most of the readings' character probability
+    assert torch.allclose(aligned.sum(-1), torch.ones(7, 3)) and torch.equal(aligned[..., 0], probs[..., 0])  # blanks as they were
+    readings = [p.text for p in codec.decode_ctc(aligned.log())]
+    assert readings[-1] == "IL" and readings[0] == "LL"  # the close frame flips, the clear ones do not
+    restored = DistributionAlignment(2)
+    restored.load_state_dict(align.state_dict())
+    assert torch.equal(restored.marginal, align.marginal)
+    # the same through the teacher's path (no answer rules here)
+    config = ModelConfig(arch="crnn", alphabet="IL", max_length=4)
+    logits = probs.log()
+    assert [p.text for p in teacher_readings(logits, config, None)][-1] == "LL"
+    assert [p.text for p in teacher_readings(logits, config, None, DistributionAlignment(2))][-1] == "IL"
 
 
 @pytest.fixture
@@ -122,18 +145,23 @@ def test_adapt_keeps_the_teacher_to_the_sites_alphabet_and_draws_synthetic_captc
     monkeypatch.setattr(adapt_module, "SyntheticPrior", WatchedPrior)
     final = run(AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(weights), steps=6, batch_size=4,
                             unlabelled_ratio=2, threshold=0.0, holdout=0.2, eval_every=3, lr=1e-3, progress=False,
-                            alphabet="ABCDEFGH", answer_case="upper", balance=True, synthetic_share=1.0, rejected_weight=0.5))
+                            alphabet="ABCDEFGH", answer_case="upper", balance=True, synthetic_share=1.0, rejected_weight=0.5,
+                            align=True))
     assert final["pseudo_labels"] > 0, "no teacher reading became a target: the alphabet went untested"
     # threshold 0: every reading the untrained teacher makes is a target, yet only capitals of the site's alphabet
     assert targets and all(set(t) <= set("ABCDEFGH") for t in targets)
     assert len(drawn) == 6 * 4 and set(drawn) <= set(targets)  # synthetic_share 1: one per labelled image of a step
     assert any("H" in t for t in drawn) and all(set(t) <= set("ABCDEFGH") for t in drawn)  # no label holds 'H'
     assert penalties == [4] * 6  # every step, a batch of rejected answers (6 recorded, batch 4)
+    marginal = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["align"]["marginal"]
+    assert marginal.shape == (8,) and marginal.sum().item() == pytest.approx(1.0)  # aligned over the site's 8 capitals
 
 
 def test_adapt_rejects_bad_prior_options(lopsided_recording, tmp_path):
     weights, folder = lopsided_recording
     with pytest.raises(ValueError, match="answer_case"):
         run(AdaptConfig(folder=str(folder), out=str(tmp_path / "a"), weights=str(weights), steps=1, answer_case="title", progress=False))
+    with pytest.raises(ValueError, match="--align needs --alphabet"):
+        run(AdaptConfig(folder=str(folder), out=str(tmp_path / "c"), weights=str(weights), steps=1, align=True, progress=False))
     with pytest.raises(ValueError, match="negative"):
         run(AdaptConfig(folder=str(folder), out=str(tmp_path / "b"), weights=str(weights), steps=1, synthetic_share=-1, progress=False))

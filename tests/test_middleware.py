@@ -331,6 +331,9 @@ def test_disabled_middleware_is_not_configured():
     ({"CAPTCHA_MIN_CONFIDENCE": 1.5}, "CAPTCHA_MIN_CONFIDENCE must be between 0 and 1"),
     ({"CAPTCHA_ANSWER_CASE": "title"}, "CAPTCHA_ANSWER_CASE must be one of"),
     ({"CAPTCHA_ALPHABET": "!§"}, "shares no character with the model's alphabet"),  # in no model's alphabet
+    ({"CAPTCHA_ANSWER_LENGTH": "four"}, "CAPTCHA_ANSWER_LENGTH must be a number of characters (4) or a range (4-6)"),
+    ({"CAPTCHA_ANSWER_LENGTH": "6-4"}, "CAPTCHA_ANSWER_LENGTH must be 1 or more, shortest first"),
+    ({"CAPTCHA_ANSWER_LENGTH": 40}, "CAPTCHA_ANSWER_LENGTH 40-40: the model reads at most"),
     ({"CAPTCHA_FORM_SELECTOR": "form[action="}, "CAPTCHA_FORM_SELECTOR 'form[action=' is not a valid"),
     ({"CAPTCHA_IMAGE_SELECTOR": "//img[@id="}, "CAPTCHA_IMAGE_SELECTOR"),
     ({"CAPTCHA_DEVICE": "toaster"}, "CAPTCHA_DEVICE 'toaster' is not a torch device"),
@@ -366,6 +369,22 @@ async def test_case_sensitive_site_with_answers_as_read(demo_site):
     outcome = await crawl(site, {"CAPTCHA_ANSWER_CASE": "as-is"})
     assert_complete(outcome, site)
     assert outcome.captcha("solved") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_answer_length_setting_reaches_the_answers(demo_site, tmp_path):
+    from scrapy_captcha.recording import read_attempts
+
+    site = demo_site(**SMALL)
+    outcome = await crawl(site, {"CAPTCHA_ANSWER_LENGTH": "4"})  # the demo's captchas: 4 characters
+    assert_complete(outcome, site)
+    site = demo_site(**SMALL)
+    # every answer 5 characters long, hence wrong (and unsure: submitted only because the floor is 0)
+    outcome = await crawl(site, {"CAPTCHA_ANSWER_LENGTH": 5, "CAPTCHA_MAX_ATTEMPTS": 2, "CAPTCHA_MIN_CONFIDENCE": 0,
+                                 "CAPTCHA_HARVEST_DIR": str(tmp_path / "recording")})
+    assert outcome.captcha("solved") == 0 and outcome.captcha("incorrect") == site.stats["answers_wrong"] == 2
+    answers = [attempt.answer for attempt in read_attempts(tmp_path / "recording")]
+    assert len(outcome.failures) == 1 and len(answers) == 2 and all(len(answer) == 5 for answer in answers), answers
 
 
 @pytest_twisted.ensureDeferred

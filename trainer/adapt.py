@@ -10,6 +10,9 @@ What the folder (see :mod:`scrapy_captcha.recording`) tells us becomes training 
 * a rejected answer is known to be wrong: a pseudo-label equal to it (ignoring case, in case the
   site ignores case) is dropped, so it is never a target.
 
+``--balance``, ``--synthetic-share``, ``--rejected-weight`` and ``--align`` help characters the crawl
+seldom accepts (:mod:`trainer.adapt_prior`).
+
 A share of the labelled images is held out; accuracy on it is printed before and after. Characters
 in labels that the starting model lacks are added to its head (known rows copied, a new row
 starting from its look-alike's, ``O`` from ``0``, or else from the mean of the known ones). RUN gets ``weights.pt`` (the teacher, or the student
@@ -39,7 +42,8 @@ from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.recording import ACCEPTED, REJECTED, read_attempts
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, Weights, load_weights, save_weights
 
-from .adapt_prior import SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors
+from .adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
+                          teacher_readings)
 from .augment import build_augmentation
 from .data import IMAGE_SUFFIXES, Collate, DataError, label_from_name, scan_folder
 from .label import read_hand_labels
@@ -73,9 +77,11 @@ class AdaptConfig:
     # the site's characters and case (as CAPTCHA_ALPHABET, CAPTCHA_ANSWER_CASE): the teacher's readings keep to them
     alphabet: str | None = None
     answer_case: str = "as-is"
+    answer_length: tuple[int, int] | None = None  # the site's answer lengths (as CAPTCHA_ANSWER_LENGTH): readings keep to them
     balance: bool = False  # draw labelled images holding rare characters more often (adapt_prior.repeat_factors)
     synthetic_share: float = 0.0  # images our renderer draws in the alphabet, per labelled image of a step
     rejected_weight: float = 0.0  # weight of the penalty on the probability of rejected answers
+    align: bool = False  # teacher's readings aligned to an even use of the alphabet's characters (needs alphabet)
     eval_every: int = 50
     seed: int = 0
     resume: bool = False
@@ -210,6 +216,8 @@ def recipe(cfg: AdaptConfig, pool: Pool) -> AdaptConfig:
     cfg = replace(cfg, **{key: value for key, value in chosen.items() if getattr(cfg, key) is None})
     if cfg.answer_case not in ("as-is", "lower", "upper"):
         raise ValueError(f"answer_case must be 'as-is', 'lower' or 'upper', got {cfg.answer_case!r}")
+    if cfg.align and not cfg.alphabet:
+        raise ValueError("--align needs --alphabet: it evens out the readings of the characters the site draws")
     if cfg.synthetic_share < 0 or cfg.rejected_weight < 0:
         raise ValueError("synthetic_share and rejected_weight must not be negative")
     if cfg.labelled_augmentation not in ("weak", "strong"):
@@ -277,7 +285,11 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
     weights, new_chars = grow_alphabet(start_weights, [label for _, label, _ in pool.labelled] + [cfg.alphabet or ""])
     config = weights.config
     codec = Codec(config.alphabet)
-    rules = answer_rules(config, cfg.answer_case, cfg.alphabet) if cfg.alphabet or cfg.answer_case != "as-is" else None
+    rules = (answer_rules(config, cfg.answer_case, cfg.alphabet, cfg.answer_length)
+             if cfg.alphabet or cfg.answer_case != "as-is" or cfg.answer_length else None)
+    if cfg.align and config.head != "ctc":
+        raise ValueError(f"--align works on a CRNN's per-frame readings; the {config.arch} model has none")
+    align = DistributionAlignment(len(rules.codec.alphabet if rules else config.alphabet)) if cfg.align else None
     problems = []
     for path, label, _ in pool.labelled:
         try:
@@ -295,8 +307,10 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
     print(f"recipe: lr {cfg.lr:g}, {cfg.labelled_augmentation} augmentation of the labelled images, "
           f"first {cfg.supervised_share:.0%} of {cfg.steps} steps on them alone"
           + (f"; alphabet {cfg.alphabet!r}" if cfg.alphabet else "") + ("; balanced" if cfg.balance else "")
+          + (f"; answers {cfg.answer_length[0]}-{cfg.answer_length[1]} characters long" if cfg.answer_length else "")
           + (f"; synthetic share {cfg.synthetic_share:g}" if cfg.synthetic_share else "")
-          + (f"; rejected-answer penalty {cfg.rejected_weight:g}" if cfg.rejected_weight else ""), flush=True)
+          + (f"; rejected-answer penalty {cfg.rejected_weight:g}" if cfg.rejected_weight else "")
+          + ("; distribution alignment" if cfg.align else ""), flush=True)
     train_images = load_images([p for p, _, _ in train_items], config)
     train_labels = [label for _, label, _ in train_items]
     held_images = load_images([p for p, _, _ in held_items], config)
@@ -332,6 +346,8 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         teacher.load_state_dict(state["teacher"])
         optimizer.load_state_dict(state["optimizer"])
         step, history, best, spent, counts = state["step"], state["history"], state["best"], state["minutes"], state["counts"]
+        if align is not None and state.get("align"):
+            align.load_state_dict(state["align"])
         print(f"resumed at step {step}", flush=True)
     val_loader = DataLoader([(image.float().div(255), label) for image, label in zip(held_images, held_labels)], 256, collate_fn=collate)
     rng = torch.Generator().manual_seed(cfg.seed + step)
@@ -362,7 +378,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             views = pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i in chosen])
             with torch.no_grad():
                 logits = teacher(views.to(device))
-                readings = rules.decode(logits, config) if rules else decode(logits, config)
+                readings = teacher_readings(logits, config, rules, align)
             for i, reading in zip(chosen, readings):
                 if not (keep_pseudo_label(reading.text, reading.confidence, frozenset(), cfg.threshold, config.max_length)
                         and all(c in config.alphabet for c in reading.text)):
@@ -415,7 +431,8 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
                     "trained_with": "scrapy-captcha trainer adapt", "adapted_from": str(cfg.weights or BUNDLED_WEIGHTS),
                     "folder": str(cfg.folder), "step": step, "held_out_accuracy": metrics["sequence_accuracy"],
                 })
-            save_checkpoint(checkpoint_path, student, teacher, optimizer, config, step, minutes, history, best, counts)
+            save_checkpoint(checkpoint_path, student, teacher, optimizer, config, step, minutes, history, best, counts,
+                            align.state_dict() if align else None)
             write_metrics(out, cfg, history, best)  # type: ignore[arg-type]  # any dataclass
     bar.close()
 
@@ -446,11 +463,11 @@ def update_teacher(teacher: nn.Module, student: nn.Module, decay: float) -> None
 
 
 def save_checkpoint(path: Path, student: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer, config: ModelConfig,
-                    step: int, minutes: float, history: list, best: dict, counts: dict) -> None:
+                    step: int, minutes: float, history: list, best: dict, counts: dict, align: dict | None = None) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"student": student.state_dict(), "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
                 "alphabet": config.alphabet, "step": step, "minutes": minutes, "history": history, "best": best,
-                "counts": counts}, tmp)
+                "counts": counts, "align": align}, tmp)
     tmp.replace(path)
 
 

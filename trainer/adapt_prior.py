@@ -11,7 +11,11 @@ accepted answers teaches the model that the character is rare. Three remedies, e
   own renderer (``plain``/``styled`` families) in the site's alphabet, so every character is seen
   with its right label whatever the crawl accepted;
 * :func:`known_wrong_penalty` (``--rejected-weight``): the probability of an answer the site
-  rejected is pushed down (``-log(1 - p)``), so the model's next reading of that image moves on.
+  rejected is pushed down (``-log(1 - p)``), so the model's next reading of that image moves on;
+* :class:`DistributionAlignment` (``--align``): the teacher's readings of unlabelled images are
+  scaled so that, over many images, each of the site's characters is read about as often as the
+  others (ReMixMatch's distribution alignment, frame by frame for CTC): a character the model
+  under-reads (``I``) wins the frames where it was a close second, and its pseudo-labels appear.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from scrapy_captcha.codec import Codec
+from scrapy_captcha.answers import AnswerRules
+from scrapy_captcha.codec import Codec, Prediction
 from scrapy_captcha.image import to_tensor
-from scrapy_captcha.model import ModelConfig
+from scrapy_captcha.model import ModelConfig, decode
 
 #: Renderer families the synthetic prior draws from: our own layouts, plain fonts and styled ones.
 SYNTHETIC_MIX = "plain:1,styled:1"
@@ -91,3 +96,50 @@ def known_wrong_penalty(logits: torch.Tensor, answers: Sequence[str], codec: Cod
     # zero_infinity turns an answer too long for the frames (p = 0) into 0, which would read as p = 1: left out
     log_p = (-nll[nll > 0]).clamp(max=-1e-4)  # p < 1, so the log below stays finite
     return -torch.log1p(-log_p.exp()).sum() / len(encodable)
+
+
+class DistributionAlignment:
+    """Scales a CTC teacher's per-frame character probabilities towards an even use of the site's characters.
+
+    Keeps a running mean of how much probability the readings give each character (``marginal``) and
+    multiplies every frame's character probabilities by ``target / marginal``, renormalised so the
+    frame keeps its blank probability. Captcha generators draw their characters evenly, so the target
+    is uniform over the site's alphabet: the assumption ``--align`` makes, and why it needs
+    ``--alphabet``."""
+
+    def __init__(self, size: int, momentum: float = 0.99):
+        self.target = torch.full((size,), 1.0 / size)
+        self.marginal: torch.Tensor | None = None  # the first batch's, then a running mean
+        self.momentum = momentum
+
+    def __call__(self, probs: torch.Tensor) -> torch.Tensor:
+        """``probs``: ``(N, T, 1 + size)`` probabilities, class 0 the blank; returns them aligned."""
+        characters = probs[..., 1:]
+        observed = characters.sum((0, 1))
+        observed = observed / observed.sum().clamp_min(1e-12)
+        if self.marginal is None:
+            self.marginal = observed
+        else:
+            self.marginal = self.momentum * self.marginal + (1 - self.momentum) * observed
+        scaled = characters * (self.target / self.marginal.clamp_min(1e-6))
+        scaled = scaled / scaled.sum(-1, keepdim=True).clamp_min(1e-12) * characters.sum(-1, keepdim=True)
+        return torch.cat([probs[..., :1], scaled], -1)
+
+    def state_dict(self) -> dict:
+        return {"marginal": self.marginal}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.marginal = state["marginal"]
+
+
+def teacher_readings(logits: torch.Tensor, config: ModelConfig, rules: AnswerRules | None,
+                     align: DistributionAlignment | None = None) -> list[Prediction]:
+    """The teacher's readings of a batch: kept to the site's answers (``rules``), aligned when ``align`` is given."""
+    if align is None:
+        return rules.decode(logits, config) if rules else decode(logits, config)
+    probs = logits.float().softmax(-1)
+    if rules is not None and rules.matrix is not None:
+        probs = probs @ torch.from_numpy(rules.matrix)
+    codec = rules.codec if rules is not None else Codec(config.alphabet)
+    aligned = align(probs).clamp_min(1e-12).log()
+    return codec.decode_ctc_length(aligned, rules.lengths) if rules is not None and rules.lengths else codec.decode_ctc(aligned)

@@ -71,7 +71,8 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--font-sizes", type=_ints, default=(), help="comma-separated sizes (default: 42,50,56)")
     group.add_argument("--style", type=_mix, default=None,
                        help="renderer family or mix: 0.7 or 0.5 (the captcha library's styles), mixed (both), plain, styled, "
-                            "arithmetic, plugin (--generator), generalist, or weights such as styled:3,0.7:1 "
+                            "arithmetic, junk (images with no text, labelled empty: mix a little in, e.g. 0.7:1,0.5:1,junk:0.05, so the model "
+                            "reads nothing into noise), plugin (--generator), generalist, or weights such as styled:3,0.7:1 "
                             "(default: 0.7; plugin with --generator)")
     group.add_argument("--fonts", action="append", default=[], metavar="DIR",
                        help="a folder of .ttf/.otf fonts for the plain, styled and arithmetic families, besides the installed ones")
@@ -173,12 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
                                           "to them, the synthetic prior draws them, the model grows any it lacks")
     adapt.add_argument("--answer-case", choices=("as-is", "lower", "upper"), default="as-is",
                        help="the case the site expects (as CAPTCHA_ANSWER_CASE): the teacher's readings are folded to it")
+    adapt.add_argument("--answer-length", metavar="N or MIN-MAX",
+                       help="how many characters the site's answers have (as CAPTCHA_ANSWER_LENGTH): the teacher's readings keep to it")
     adapt.add_argument("--balance", action="store_true",
                        help="draw labelled images holding rare characters more often (repeat-factor sampling)")
     adapt.add_argument("--synthetic-share", type=float, default=0.0,
                        help="per labelled image of a step, this many captchas our renderer draws in --alphabet (default: 0)")
     adapt.add_argument("--rejected-weight", type=float, default=0.0,
                        help="weight of a penalty on the probability of answers the site rejected (default: 0)")
+    adapt.add_argument("--align", action="store_true",
+                       help="align the teacher's readings to an even use of --alphabet's characters, so the ones it under-reads "
+                            "become pseudo-labels (distribution alignment; assumes the site draws its characters evenly)")
     adapt.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -240,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             options = {k: getattr(args, k) for k in ("steps", "batch_size", "unlabelled_ratio", "lr", "threshold", "holdout",
                                                      "eval_every", "seed", "resume", "device", "progress",
                                                      "supervised_share", "labelled_augmentation", "alphabet", "answer_case",
-                                                     "balance", "synthetic_share", "rejected_weight")}
+                                                     "balance", "synthetic_share", "rejected_weight", "align")}
+            from scrapy_captcha.settings import read_answer_length
+
+            options["answer_length"] = read_answer_length(args.answer_length)
             adapt(AdaptConfig(folder=str(args.folder), out=str(args.out), weights=args.weights and str(args.weights),
                               labels=[str(path) for path in args.labels], **options))
         elif args.command == "export":

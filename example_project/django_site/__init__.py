@@ -35,6 +35,8 @@ PAGE_SIZE = 8  # settings.SHOP_PAGE_SIZE
 #: The characters django-simple-captcha's default challenge draws (``captcha.helpers.random_char_challenge``:
 #: four of a-z, shown and checked as capitals): what a user sets as ``CAPTCHA_ALPHABET`` for such a site.
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: How many characters that challenge draws (its ``CAPTCHA_LENGTH`` default): ``CAPTCHA_ANSWER_LENGTH`` for such a site.
+LENGTH = 4
 
 
 def venv_python() -> Path:
