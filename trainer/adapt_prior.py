@@ -2,7 +2,7 @@
 
 A crawl only accepts captchas the model already reads, so a character it misreads (``I`` read as
 ``L`` or ``J`` on django-simple-captcha) hardly ever becomes a label, and adapting on the
-accepted answers teaches the model that the character is rare. Three remedies, each an option of
+accepted answers teaches the model that the character is rare. Four remedies, each an option of
 ``python -m trainer adapt``:
 
 * :func:`repeat_factors` (``--balance``): labelled images holding rare characters are drawn more
