@@ -71,21 +71,7 @@ class Codec:
         lowers it.
         """
         best_probs, best = _best(logits)
-        predictions = []
-        for frame_probs, frame_classes in zip(best_probs, best.tolist()):
-            chars: list[str] = []
-            confidences: list[float] = []
-            previous = 0
-            for p, k in zip(frame_probs.tolist(), frame_classes):
-                if k != 0 and k != previous:
-                    chars.append(self.alphabet[k - 1])
-                    confidences.append(p)
-                elif k != 0 and confidences:
-                    confidences[-1] = max(confidences[-1], p)
-                previous = k
-            path = float(np.exp(np.log(frame_probs).sum(dtype=np.float64)))
-            predictions.append(Prediction("".join(chars), path, tuple(confidences)))
-        return predictions
+        return [self._read_path(frame_probs, frame_classes) for frame_probs, frame_classes in zip(best_probs, best.tolist())]
 
     def decode_ctc_length(self, logits: Any, lengths: tuple[int, int]) -> list[Prediction]:
         """CTC decoding that keeps to ``lengths`` (shortest, longest answer, inclusive).
@@ -99,16 +85,19 @@ class Codec:
         for index, prediction in enumerate(predictions):
             if not lengths[0] <= len(prediction.text) <= lengths[1]:
                 path = best_path_of_length(log_softmax(array[index]), *lengths)
-                predictions[index] = self._read_path(array[index], path) if path is not None else Prediction("", 0.0, ())
+                if path is None:
+                    predictions[index] = Prediction("", 0.0, ())
+                else:
+                    probs = softmax(array[index:index + 1])[0][np.arange(len(path)), path]
+                    predictions[index] = self._read_path(probs, path.tolist())
         return predictions
 
-    def _read_path(self, logits: np.ndarray, path: np.ndarray) -> Prediction:
-        """The prediction of one image's frames along ``path`` (a class per frame), as :meth:`decode_ctc` reads them."""
-        probs = softmax(logits[None].astype(np.float32))[0][np.arange(len(path)), path]
+    def _read_path(self, probs: np.ndarray, classes: list[int]) -> Prediction:
+        """One image's prediction from a path: its class and that class's probability at each frame."""
         chars: list[str] = []
         confidences: list[float] = []
         previous = 0
-        for p, k in zip(probs.tolist(), path.tolist()):
+        for p, k in zip(probs.tolist(), classes):
             if k != 0 and k != previous:
                 chars.append(self.alphabet[k - 1])
                 confidences.append(p)
