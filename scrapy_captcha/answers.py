@@ -28,8 +28,17 @@ class AnswerRules:
             probs = softmax(logits.reshape(logits.shape[0], -1, len(config.alphabet))) @ self.matrix
             return self.codec.decode_one_hot(np.log(probs + 1e-12).reshape(logits.shape[0], -1))
         if self.matrix is not None:
-            logits = np.log(softmax(logits) @ self.matrix + 1e-12)
-        return self.codec.decode_ctc_length(logits, self.lengths) if self.lengths else self.codec.decode_ctc(logits)
+            logits = np.log(self.answer_probs(logits) + 1e-12)
+        return self.read(logits)
+
+    def answer_probs(self, logits: Any) -> np.ndarray:
+        """A CTC model's per-frame probabilities of the answer classes (the blank first)."""
+        probs = softmax(as_array(logits))
+        return probs if self.matrix is None else probs @ self.matrix
+
+    def read(self, scores: Any) -> list[Prediction]:
+        """Decode per-frame scores of the answer classes (logits or log-probabilities), keeping to the lengths."""
+        return self.codec.decode_ctc_length(scores, self.lengths) if self.lengths else self.codec.decode_ctc(scores)
 
 
 def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,

@@ -84,12 +84,12 @@ class Codec:
         predictions = self.decode_ctc(array)
         for index, prediction in enumerate(predictions):
             if not lengths[0] <= len(prediction.text) <= lengths[1]:
-                path = best_path_of_length(log_softmax(array[index]), *lengths)
+                log_probs = log_softmax(array[index])
+                path = best_path_of_length(log_probs, *lengths)
                 if path is None:
                     predictions[index] = Prediction("", 0.0, ())
                 else:
-                    probs = softmax(array[index:index + 1])[0][np.arange(len(path)), path]
-                    predictions[index] = self._read_path(probs, path.tolist())
+                    predictions[index] = self._read_path(np.exp(log_probs[np.arange(len(path)), path]), path.tolist())
         return predictions
 
     def _read_path(self, probs: np.ndarray, classes: list[int]) -> Prediction:

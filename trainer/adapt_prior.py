@@ -137,9 +137,5 @@ def teacher_readings(logits: torch.Tensor, config: ModelConfig, rules: AnswerRul
     """The teacher's readings of a batch: kept to the site's answers (``rules``), aligned when ``align`` is given."""
     if align is None:
         return rules.decode(logits, config) if rules else decode(logits, config)
-    probs = logits.float().softmax(-1)
-    if rules is not None and rules.matrix is not None:
-        probs = probs @ torch.from_numpy(rules.matrix)
-    codec = rules.codec if rules is not None else Codec(config.alphabet)
-    aligned = align(probs).clamp_min(1e-12).log()
-    return codec.decode_ctc_length(aligned, rules.lengths) if rules is not None and rules.lengths else codec.decode_ctc(aligned)
+    rules = rules or AnswerRules(Codec(config.alphabet), None, one_hot=False)  # the model's own classes
+    return rules.read(align(torch.from_numpy(rules.answer_probs(logits))).clamp_min(1e-12).log())
