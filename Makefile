@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx generalist-weights benchmark benchmark-extra unseen-sets django-venv clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx generalist-weights generalist-gpu-weights benchmark benchmark-extra unseen-sets django-venv clean
 
 install: $(VENV)/.installed
 
@@ -138,6 +138,23 @@ generalist-weights: install system-packages
 		&& touch runs/generalist-final/finished; }
 	$(PY) -m trainer train --out runs/generalist-seed $(GENERALIST_SEED_RECIPE) \
 		$$(test -f runs/generalist-seed/checkpoint.pt && echo --resume)
+
+# Stages 4 to 6 (README, "The generalist model"), on one GPU beside 16 CPU cores: 14 processes draw
+# the images, 256 to a batch, each stage a short one-cycle schedule from the last one's weights:
+# the broad mix again (4), the seed-leaning mix (5), the final mix (6). The shipped generalist is
+# stage 6's weights; as above, copy them yourself once the figures hold. It needs stage 3's weights.
+GENERALIST_GPU_MODEL := --alphabet generalist --length 1-12 --max-length 12 --resize height --input-height 48 \
+	--hidden 192 --epochs 40 --steps-per-epoch 250 --val-size 2000 --batch-size 256 --workers 14 --warmup 0.05 \
+	--device cuda --no-progress
+GENERALIST_GPU_STAGES := generalist-gpu-broad:runs/generalist-seed:generalist:1.5e-3:11:8.2 \
+	generalist-gpu-seed:runs/generalist-gpu-broad:generalist-seed:5e-4:12:8.2 \
+	generalist-gpu-final:runs/generalist-gpu-seed:generalist-final:4e-4:13:6.3
+
+generalist-gpu-weights: install system-packages
+	for stage in $(GENERALIST_GPU_STAGES); do set -- $$(echo $$stage | tr : ' '); \
+		test -f runs/$$1/finished || { $(PY) -m trainer train --out runs/$$1 --init $$2/weights.pt --style $$3 \
+			--lr $$4 --seed $$5 --max-minutes $$6 $(GENERALIST_GPU_MODEL) \
+			$$(test -f runs/$$1/checkpoint.pt && echo --resume) && touch runs/$$1/finished; } || exit 1; done
 
 # Fixed test sets (captcha 0.7.1 draws from `secrets`, so a test set must be saved to disk).
 data/test-0.7.1: | install
