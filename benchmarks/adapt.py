@@ -182,7 +182,8 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     args.scenario = args.scenario[0]
     kind, _, style = args.scenario.partition(":")
-    out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start_name(args.weights)}" if args.weights else ""))
+    start = start_name(args.weights, args.adapt_from)
+    out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start}" if args.weights or args.adapt_from else ""))
     for key, value in {"balance": False, "synthetic_share": 0.0, "rejected_weight": 0.0, "align": False, "items": 64,
                        **SCENARIO_DEFAULTS.get(args.scenario, {})}.items():
         if getattr(args, key) is None:
@@ -212,6 +213,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     length = (args.site_length, args.site_length) if args.site_length else None
     demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
                             *(["--weights", args.weights] if args.weights else []),
+                            *(["--adapt-from", args.adapt_from] if args.adapt_from else []),
                             "--record-dir", str(out / "recording"), "-s", f"CAPTCHA_MAX_ATTEMPTS={args.max_attempts}",
                             *(["-s", f"CAPTCHA_ANSWER_CASE={answer_case}"] if answer_case != "as-is" else []),
                             *(["-s", f"CAPTCHA_ALPHABET={alphabet}"] if alphabet else []),
@@ -233,20 +235,23 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         extra["held_out"] = held_out_score(last, held_out, answer_case, alphabet, length)
         print(f"  round-{rounds} weights on {extra['held_out']['images']} held-out images: {100 * extra['held_out']['rate']:.1f}%"
               f" (misread {extra['held_out']['misread']})", flush=True)
-    return {"scenario": args.scenario, "start": start_name(args.weights), "rounds": [{**asdict(r), "rate": r.rate} for r in result],
+    return {"scenario": args.scenario, "start": start, "rounds": [{**asdict(r), "rate": r.rate} for r in result],
             "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu + extra.get("site_cpu_seconds", 0.0),
             **extra,
             "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts",
-                                                       "weights", "threads", "site_alphabet", "site_length", "balance",
+                                                       "weights", "adapt_from", "threads", "site_alphabet", "site_length", "balance",
                                                        "synthetic_share", "rejected_weight", "align", "seed")}}
 
 
-def start_name(weights: str | None) -> str:
-    """How a result names its starting weights: ``bundled``, or the folder holding them (``generalist-pilot``)."""
+def start_name(weights: str | None, adapt_from: str | None = None) -> str:
+    """How a result names its starting weights: ``bundled``, or the folder holding them (``generalist-pilot``);
+    ``bundled+adapt-from-generalist`` when the first adapt starts from other weights than the first crawl."""
     if not weights:
-        return "bundled"
-    path = Path(weights)
-    return path.parent.name if path.name == "weights.pt" and path.parent.name else path.stem
+        name = "bundled"
+    else:
+        path = Path(weights)
+        name = path.parent.name if path.name == "weights.pt" and path.parent.name else path.stem
+    return f"{name}+adapt-from-{start_name(adapt_from)}" if adapt_from else name
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -263,7 +268,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 OPTIONS = ("out", "rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts", "pool_size", "seed", "weights",
-           "threads", "site_alphabet", "site_length", "balance", "synthetic_share", "rejected_weight", "align")
+           "adapt_from", "threads", "site_alphabet", "site_length", "balance", "synthetic_share", "rejected_weight", "align")
 
 
 def run_scenarios(scenarios: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -301,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", help="weights of the first crawl and adapt (default: the bundled model), e.g. "
                                           "runs/generalist-pilot/weights.pt")
+    parser.add_argument("--adapt-from", help="weights the first adapt starts from instead of --weights (a file or a bundled "
+                                             "model's name), e.g. generalist")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (default: 2; 1 spends less CPU time where other jobs share the cores)")
     parser.add_argument("--site-alphabet", help="CAPTCHA_ALPHABET of the crawls and adapt's --alphabet (default: the 26 capitals "

@@ -1,7 +1,7 @@
 """``make demo``: start the demo shop, crawl it with the example project and scrapy-captcha, print a summary.
 
     python -m example_project.demo [--solve-every 10] [--mode inline] [--status 403] [-s NAME=VALUE ...]
-    python -m example_project.demo --adapt [--rounds 3] [--style ribbon] [--record-dir DIR] [--weights W]
+    python -m example_project.demo --adapt [--rounds 3] [--style ribbon] [--record-dir DIR] [--weights W] [--adapt-from W]
 
 The shop runs in this process on a free port; the ``catalog`` spider crawls it with the example
 project's settings (scrapy-captcha enabled, bundled model) in an ``AsyncCrawlerProcess``. The exit
@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     loop.add_argument("--adapt-steps", type=int, default=200, help="training steps of each adapt (default: %(default)s)")
     loop.add_argument("--record-dir", type=Path, help="recording folder (default: a new temporary one); runs go beside it")
     loop.add_argument("--weights", type=Path, help="weights of the first crawl and the first adapt's start (default: the bundled model)")
+    loop.add_argument("--adapt-from", metavar="WEIGHTS",
+                      help="weights the first adapt starts from instead (a file or a bundled model's name, e.g. generalist: "
+                           "for a site the crawl's model reads almost nothing of)")
     loop.add_argument("--goal", type=float, default=0.95, help="first-try acceptance the last round must reach")
     crawl = parser.add_argument_group("crawl")
     crawl.add_argument("-s", "--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
@@ -219,8 +222,10 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
                 started, cpu = time.perf_counter(), time.process_time()
                 if before_adapt is not None:
                     await maybe_deferred_to_future(deferToThread(before_adapt, number, folder))
+                adapt_start = getattr(args, "adapt_from", None) if number == 1 else None
+                adapt_start = adapt_start or (str(weights) if weights else None)
                 final = await maybe_deferred_to_future(deferToThread(adapt, AdaptConfig(
-                    folder=str(folder), out=str(run), weights=str(weights) if weights else None,
+                    folder=str(folder), out=str(run), weights=adapt_start,
                     steps=args.adapt_steps, progress=False, **getattr(args, "adapt_options", {}))))
                 row.adapt_seconds, row.adapt_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
                 if final.get("after") and final.get("before"):
