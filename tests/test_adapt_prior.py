@@ -15,7 +15,8 @@ from scrapy_captcha.model import ModelConfig, build_model
 from scrapy_captcha.recording import ACCEPTED, NOT_SUBMITTED, REJECTED, Recorder
 from scrapy_captcha.weights import save_weights
 from trainer import adapt as adapt_module
-from trainer.adapt import AdaptConfig, collect, run
+from trainer.adapt import AdaptConfig, run
+from trainer.adapt_data import collect
 from trainer.adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
                                  teacher_readings)
 

@@ -23,10 +23,10 @@ where it was ahead, at its best held-out accuracy, loadable by ``CAPTCHA_WEIGHTS
 from __future__ import annotations
 
 import copy
-import random
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,25 +35,20 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from scrapy_captcha.answers import answer_rules
+from scrapy_captcha.answers import AnswerRules, answer_rules
 from scrapy_captcha.codec import Codec, LabelError
-from scrapy_captcha.image import pad_tensor_batch, to_tensor
+from scrapy_captcha.image import pad_tensor_batch
 from scrapy_captcha.model import ModelConfig, decode
-from scrapy_captcha.recording import ACCEPTED, REJECTED, read_attempts
-from scrapy_captcha.weights import BUNDLED_WEIGHTS, Weights, load_weights, save_weights
+from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights, save_weights
 
+from .adapt_data import Pool, collect, grow_alphabet, load_images, split
 from .adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
                           teacher_readings)
 from .augment import build_augmentation
-from .data import IMAGE_SUFFIXES, Collate, DataError, label_from_name, scan_folder
-from .label import read_hand_labels
+from .data import Collate, DataError
 from .metrics import score
 from .plots import plot_curves, plot_predictions
 from .train import Criterion, one_cycle, seed_everything, validate, write_metrics
-
-#: Characters a label may bring into the alphabet (anything else is reported as unusable).
-GROWABLE = "".join(chr(c) for c in range(33, 127))
-
 
 @dataclass
 class AdaptConfig:
@@ -87,84 +82,6 @@ class AdaptConfig:
     resume: bool = False
     device: str = "cpu"
     progress: bool = True
-
-
-@dataclass
-class Pool:
-    """What a folder offers for adaptation."""
-
-    labelled: list[tuple[Path, str, str]]  # path, label, source ("accepted", "hand", "folder")
-    unlabelled: list[tuple[Path, frozenset[str]]]  # path, case-folded answers known to be wrong
-    rejected: dict[Path, str] = field(default_factory=dict)  # path -> the answer the site rejected, as submitted
-
-
-def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
-    """Sort a recording folder's images into labelled and unlabelled (see the module docstring)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError([(folder, "is not a folder")])
-    hand = read_hand_labels(folder)
-    labelled: list[tuple[Path, str, str]] = []
-    unlabelled: list[tuple[Path, frozenset[str]]] = []
-    recorded: set[str] = set()
-    rejected: dict[Path, str] = {}
-    for attempt in read_attempts(folder):
-        recorded.add(attempt.file)
-        path = folder / attempt.file
-        if attempt.file in hand:
-            continue
-        if attempt.verdict == ACCEPTED and attempt.answer:
-            labelled.append((path, attempt.answer, "accepted"))
-        else:
-            wrong = frozenset({attempt.answer.casefold()}) if attempt.verdict == REJECTED and attempt.answer else frozenset()
-            if wrong:
-                rejected[path] = attempt.answer
-            unlabelled.append((path, wrong))
-    for name, label in hand.items():
-        if (folder / name).is_file():
-            labelled.append((folder / name, label, "hand"))
-    # images the index does not know: a plain folder, or a harvest from before recording existed
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")):
-        name = str(path.relative_to(folder))
-        if name in recorded or name in hand:
-            continue
-        label = label_from_name(path) if path.parent == folder else None
-        if label is not None:
-            labelled.append((path, label, "accepted"))
-        else:
-            unlabelled.append((path, frozenset()))
-    for extra in label_folders:
-        labelled += [(path, label, "folder") for path, label in scan_folder(extra, Codec(GROWABLE), 64)]
-    if not labelled and not unlabelled:
-        raise DataError([(folder, "holds no captcha images (is it a CAPTCHA_HARVEST_DIR?)")])
-    return Pool(labelled, unlabelled, rejected)  # a missing image is reported when the unlabelled ones load
-
-
-#: A character the starting model already writes that a new one looks like: its output row is the new
-#: one's starting point (the seed alphabet lacks l, o, I, O; models read them as 1, 0 until told).
-LOOKALIKES = {"O": "0", "o": "0", "I": "1", "l": "1", "0": "O", "1": "l", "Q": "O", "D": "0", "S": "5", "Z": "2", "B": "8",
-              "G": "6", "i": "j", "×": "x", "÷": "+", "*": "x", "=": "-"}
-
-
-def grow_alphabet(weights: Weights, labels: list[str]) -> tuple[Weights, str]:
-    """Weights whose head also reads the characters of ``labels`` it lacked; returns them and the new characters."""
-    config = weights.config
-    new = "".join(sorted({c for label in labels for c in label} - set(config.alphabet)))
-    if not new:
-        return weights, ""
-    if config.head != "ctc":
-        raise ValueError(f"labels use characters the {config.arch} model lacks ({new!r}); only a CRNN's alphabet can grow")
-    state = dict(weights.state_dict)
-    weight, bias = state["classify.weight"], state["classify.bias"]
-    rows = [1 + config.alphabet.index(twin) if twin and twin in config.alphabet else None  # row 0 is the CTC blank
-            for twin in (LOOKALIKES.get(char) for char in new)]
-    new_weight = torch.stack([weight[row] if row else weight[1:].mean(0) for row in rows])
-    new_bias = torch.stack([bias[row] if row else bias[1:].mean() for row in rows])
-    # a look-alike's copy, a little less likely than it, so the site's labels decide between the two
-    state["classify.weight"] = torch.cat([weight, new_weight + 0.01 * torch.randn_like(new_weight)])
-    state["classify.bias"] = torch.cat([bias, new_bias - 0.5])
-    grown = ModelConfig.from_dict({**config.to_dict(), "alphabet": config.alphabet + new})
-    return Weights(grown, state, weights.summary), new
 
 
 def strong_augmentation() -> v2.Compose:
@@ -230,32 +147,38 @@ def keep_pseudo_label(text: str, confidence: float, wrong: frozenset[str], thres
     return bool(text) and confidence >= threshold and len(text) <= max_length and text.casefold() not in wrong
 
 
-def load_images(paths: list[Path], config: ModelConfig) -> list[torch.Tensor]:
-    """Preprocess images once, kept as uint8 (the augmentations work on floats made from them).
+@dataclass
+class PseudoLabeller:
+    """FixMatch's step: the teacher reads weak views of unlabelled images, and its confident readings (never
+    an answer the site rejected) become the targets of strong views. ``counts`` tallies kept and dropped."""
 
-    A list, not one tensor: in "height" mode images of different sizes differ in width; batches
-    are padded as the trainer pads them (``pad_tensor_batch``)."""
-    images, problems = [], []
-    for path in paths:
-        try:
-            images.append(to_tensor(path.read_bytes(), config).mul_(255).round_().to(torch.uint8))
-        except Exception as exc:  # InvalidImageError, OSError
-            problems.append((path, str(exc)))
-    if problems:
-        raise DataError(problems)
-    return images
+    teacher: nn.Module
+    config: ModelConfig
+    rules: AnswerRules | None
+    align: DistributionAlignment | None
+    threshold: float
+    weak: Callable[[torch.Tensor], torch.Tensor]
+    strong: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device
+    counts: dict[str, int]
 
-
-def split(labelled: list[tuple[Path, str, str]], share: float, seed: int) -> tuple[list, list]:
-    """Hold out ``share`` of each source's labelled images (at least one of a source with 5 or more)."""
-    train, held = [], []
-    for source in ("accepted", "hand", "folder"):
-        items = sorted(item for item in labelled if item[2] == source)
-        random.Random(seed).shuffle(items)
-        cut = max(1, round(share * len(items))) if len(items) >= 5 and share > 0 else 0
-        held += items[:cut]
-        train += items[cut:]
-    return train, held
+    @torch.no_grad()
+    def __call__(self, images: list[torch.Tensor], wrong: list[frozenset[str]]) -> tuple[list[torch.Tensor], list[str]]:
+        views = pad_tensor_batch([self.weak(image.float().div(255)) for image in images])
+        readings = teacher_readings(self.teacher(views.to(self.device)), self.config, self.rules, self.align)
+        inputs, targets = [], []
+        for image, known_wrong, reading in zip(images, wrong, readings):
+            max_length = self.config.max_length
+            if not (keep_pseudo_label(reading.text, reading.confidence, frozenset(), self.threshold, max_length)
+                    and all(c in self.config.alphabet for c in reading.text)):
+                self.counts["dropped_low_confidence"] += 1
+            elif not keep_pseudo_label(reading.text, reading.confidence, known_wrong, self.threshold, max_length):
+                self.counts["dropped_known_wrong"] += 1
+            else:
+                self.counts["pseudo_labels"] += 1
+                inputs.append(self.strong(image.float().div(255)))
+                targets.append(reading.text)
+        return inputs, targets
 
 
 @torch.no_grad()
@@ -349,6 +272,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         if align is not None and state.get("align"):
             align.load_state_dict(state["align"])
         print(f"resumed at step {step}", flush=True)
+    pseudo_labels = PseudoLabeller(teacher, config, rules, align, cfg.threshold, weak, strong, device, counts)
     val_loader = DataLoader([(image.float().div(255), label) for image, label in zip(held_images, held_labels)], 256, collate_fn=collate)
     rng = torch.Generator().manual_seed(cfg.seed + step)
     started = time.monotonic() - spent * 60
@@ -375,20 +299,9 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         known = len(inputs)  # labelled and synthetic images: the rest are pseudo-labelled
         if unlabelled_batch and (step >= cfg.supervised_share * cfg.steps or not labelled_batch):
             chosen = torch.randint(len(unlabelled_images), (unlabelled_batch,), generator=rng).tolist()
-            views = pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i in chosen])
-            with torch.no_grad():
-                logits = teacher(views.to(device))
-                readings = teacher_readings(logits, config, rules, align)
-            for i, reading in zip(chosen, readings):
-                if not (keep_pseudo_label(reading.text, reading.confidence, frozenset(), cfg.threshold, config.max_length)
-                        and all(c in config.alphabet for c in reading.text)):
-                    counts["dropped_low_confidence"] += 1
-                elif not keep_pseudo_label(reading.text, reading.confidence, wrong[i], cfg.threshold, config.max_length):
-                    counts["dropped_known_wrong"] += 1
-                else:
-                    counts["pseudo_labels"] += 1
-                    inputs.append(strong(unlabelled_images[i].float().div(255)))
-                    targets.append(reading.text)
+            views, texts = pseudo_labels([unlabelled_images[i] for i in chosen], [wrong[i] for i in chosen])
+            inputs += views
+            targets += texts
         if inputs:
             logits = student(pad_tensor_batch(inputs).to(device))
             # one forward pass for both kinds (shared batch statistics), each kind averaged on its own

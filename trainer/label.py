@@ -82,7 +82,7 @@ def items_to_label(folder: str | Path, weights: str | Path | None = None) -> lis
     """The folder's images without a known answer (hand-labelled ones included), most uncertain guess first."""
     from scrapy_captcha.solver import Solver
 
-    from .adapt import collect
+    from .adapt_data import collect
 
     folder = Path(folder)
     pool = collect(folder)
