@@ -52,7 +52,7 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "hand:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3, "align": True, "items": 160,
                     "adapt_steps": 1500},
     "loop:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3, "align": True, "items": 160,
-                    "adapt_steps": 320, "max_attempts": 30},
+                    "adapt_steps": 340, "max_attempts": 30},
 }
 
 
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/adapt.json", help="results file; scenarios run now replace their entries")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--adapt-steps", type=int,
-                        help="steps of each adapt (default: 150 for loop, 320 for loop:django, 1000 for hand, 1500 for hand:django: a few hundred "
+                        help="steps of each adapt (default: 150 for loop, 340 for loop:django, 1000 for hand, 1500 for hand:django: a few hundred "
                              "hand labels need more)")
     parser.add_argument("--categories", type=int, default=2)
     parser.add_argument("--items", type=int, help="products per category: one captcha per page (default: 64; 160 for django)")

@@ -231,16 +231,28 @@ def test_a_grown_character_starts_from_its_look_alike():
     grown.build()
 
 
+def test_later_weights_one_held_out_image_behind_the_best_replace_it():
+    from trainer.adapt import no_worse
+
+    assert no_worse(20 / 22, 21 / 22, 22)  # one image behind: noise, keep the longer-trained weights
+    assert not no_worse(19 / 22, 21 / 22, 22)  # two behind: worse
+    assert no_worse(0.96, 0.95, 200) and not no_worse(0.94, 0.95, 200)  # a bigger held-out part is trusted more
+
+
 def test_the_recipe_follows_the_folder_unless_set():
     from pathlib import Path
 
-    from trainer.adapt import HAND_RECIPE, RECORDING_RECIPE, Pool, recipe
+    from trainer.adapt import HAND_RECIPE, READS_THE_SITE, RECORDING_RECIPE, Pool, recipe
 
     accepted_only = Pool([(Path("1-ab3x.png"), "ab3x", "accepted")], [])
     with_hand = Pool([(Path("1-ab3x.png"), "ab3x", "accepted"), (Path("rejected/2.png"), "Kp4q", "hand")], [])
     config = AdaptConfig(folder="f", out="o")
     assert {k: getattr(recipe(config, accepted_only), k) for k in RECORDING_RECIPE} == RECORDING_RECIPE
     assert {k: getattr(recipe(config, with_hand), k) for k in HAND_RECIPE} == HAND_RECIPE
+    # hand labels for a start that reads the site already: the gentle recipe; for one that reads little: the hand recipe
+    reads = recipe(config, with_hand, start_accuracy=READS_THE_SITE + 0.25)
+    assert {k: getattr(reads, k) for k in RECORDING_RECIPE} == RECORDING_RECIPE
+    assert {k: getattr(recipe(config, with_hand, start_accuracy=0.05), k) for k in HAND_RECIPE} == HAND_RECIPE
     assert HAND_RECIPE != RECORDING_RECIPE
     assert recipe(AdaptConfig(folder="f", out="o", lr=5e-4), with_hand).lr == 5e-4  # what the user set stays
     with pytest.raises(ValueError, match="labelled_augmentation"):
