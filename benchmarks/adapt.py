@@ -53,6 +53,8 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
                     "adapt_steps": 1500},
     "loop:django": {"balance": True, "synthetic_share": 0.5, "rejected_weight": 0.3, "align": True, "items": 160,
                     "adapt_steps": 340, "max_attempts": 30},
+    # the default model reads none of night: the first crawl records, the adapt starts from the generalist
+    "hand:night": {"adapt_from": "generalist", "site_length": 4, "items": 160},
 }
 
 
@@ -182,12 +184,14 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     args.scenario = args.scenario[0]
     kind, _, style = args.scenario.partition(":")
-    start = start_name(args.weights, args.adapt_from)
-    out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{start}" if args.weights or args.adapt_from else ""))
+    # the folder is named by the starting weights given, the result by those used (a scenario's defaults too)
+    given = start_name(args.weights, args.adapt_from)
+    out = Path(args.out) / (args.scenario.replace(":", "-") + (f"-{given}" if args.weights or args.adapt_from else ""))
     for key, value in {"balance": False, "synthetic_share": 0.0, "rejected_weight": 0.0, "align": False, "items": 64,
                        **SCENARIO_DEFAULTS.get(args.scenario, {})}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    start = start_name(args.weights, args.adapt_from)
     pool = draw_pool(style[len("pool-"):], args.pool_size, args.seed, out.parent / f"pool-{style}") if style.startswith("pool-") else None
     shutil.rmtree(out, ignore_errors=True)  # a new recording, not one grown over the last run's
     if style == "django":
