@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx generalist-weights generalist-gpu-weights benchmark benchmark-extra unseen-sets django-venv clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights benchmark benchmark-extra unseen-sets django-venv clean
 
 install: $(VENV)/.installed
 
@@ -109,8 +109,19 @@ bundled-weights: install
 # The bundled models for onnxruntime (the plain install's backend), each NAME.onnx exported from
 # NAME.pt; tests/test_backends.py fails while the two disagree.
 bundled-onnx: install
-	for weights in scrapy_captcha/weights/*.pt; do \
+	for weights in scrapy_captcha/weights/*.pt scrapy_captcha/weights/gate/*.pt; do \
 		$(PY) -m trainer export $$weights --out $${weights%.pt}.onnx || exit 1; done
+
+# The style gate of the bundled route (CAPTCHA_WEIGHTS = "auto", README "The bundled route"): which
+# of the default model and the generalist reads an image. About 6 minutes on 2 CPU cores; our
+# renderer's images only.
+GATE_RECIPE := --images 32000 --epochs 5 --seed 1
+
+gate-weights: install
+	$(PY) -m trainer gate --out runs/gate $(GATE_RECIPE)
+	mkdir -p scrapy_captcha/weights/gate
+	cp runs/gate/weights.pt scrapy_captcha/weights/gate/style.pt
+	$(PY) -m trainer export scrapy_captcha/weights/gate/style.pt --out scrapy_captcha/weights/gate/style.onnx
 
 # The generalist's recipe (README, "The generalist model"), in three stages on 2 CPU cores.
 # Stage 1 (150 min): our renderer's families and both library styles, easy to hard (--curriculum),

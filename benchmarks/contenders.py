@@ -27,12 +27,15 @@ class TorchContender:
     def __init__(self, key: str, label: str, weights: Path):
         self.key, self.label, self.path = key, label, Path(weights)
         self.solver = Solver.from_path(self.path, backend="torch")  # the torch solver; benchmarks/worker.py has the onnx one
-        self.arch = self.solver.config.arch
-        self.parameters = count_parameters(self.solver.model)
+        route = getattr(self.solver, "route", None)  # a route (CAPTCHA_WEIGHTS = "auto"): the gate and its two models
+        self.files = [route.member(name, "torch") for name in ("gate", "first", "otherwise")] if route else [self.path]
+        backends = [self.solver.gate, *(s.backend for s in self.solver.experts.values())] if route else [self.solver.backend]
+        self.arch = "route: " + " + ".join(b.config.arch for b in backends) if route else self.solver.config.arch
+        self.parameters = sum(count_parameters(b.model) for b in backends)
 
     @property
     def file_bytes(self) -> int:
-        return self.path.stat().st_size
+        return sum(path.stat().st_size for path in self.files)
 
     def set_threads(self, threads: int) -> None:
         torch.set_num_threads(threads)

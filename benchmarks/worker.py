@@ -66,15 +66,19 @@ def installed_size(venv: Path) -> dict[str, Any]:
 # -- the crawl worker --------------------------------------------------------------------------
 
 
-def crawl_worker(python: Path, backend: str, categories: int = 4, items: int = 24, timeout: float = 600) -> dict[str, Any]:
-    """Crawl a demo site that asks for a captcha on every page, in ``python``; peak RSS and counts."""
+def crawl_worker(python: Path, backend: str, categories: int = 4, items: int = 24, timeout: float = 600,
+                 weights: str | None = None) -> dict[str, Any]:
+    """Crawl a demo site that asks for a captcha on every page, in ``python``; peak RSS and counts.
+
+    ``weights``: ``CAPTCHA_WEIGHTS`` for the crawl (default: the middleware's, the route ``"auto"``)."""
     from example_project.demo_site import DemoSite, SiteOptions
 
     options = SiteOptions(categories=categories, items_per_category=items, page_size=8, solve_every=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["PYTHONNOUSERSITE"] = "1"
     with DemoSite(options) as site:
-        argv = [str(python), str(HERE / "worker.py"), "--child", site.url, "--backend", backend]
+        argv = [str(python), str(HERE / "worker.py"), "--child", site.url, "--backend", backend,
+                *(["--weights", weights] if weights else [])]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO / "example_project", env=env)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()[-3000:]}")
@@ -82,11 +86,11 @@ def crawl_worker(python: Path, backend: str, categories: int = 4, items: int = 2
         report["pages_expected"] = len(site.expected_pages())
         report["answers_sent"] = site.stats["answers"]
     report["command"] = f"(cd example_project && {python.relative_to(REPO) if python.is_relative_to(REPO) else python} " \
-                        f"../benchmarks/worker.py --child URL --backend {backend})"
+                        f"../benchmarks/worker.py --child URL --backend {backend}" + (f" --weights {weights})" if weights else ")")
     return report
 
 
-def _child(url: str, backend: str) -> int:
+def _child(url: str, backend: str, weights: str | None = None) -> int:
     """The crawl worker itself: the example project as `scrapy crawl catalog` runs it, then its peak RSS."""
     sys.path.insert(0, os.getcwd())  # example_project/: the catalog package, as `scrapy crawl` finds it
     from scrapy.crawler import CrawlerProcess
@@ -97,6 +101,8 @@ def _child(url: str, backend: str) -> int:
     settings = Settings()
     settings.setmodule("catalog.settings", priority="project")
     settings.setdict({"LOG_LEVEL": "WARNING", "ROBOTSTXT_OBEY": False, "CAPTCHA_BACKEND": backend}, priority="cmdline")
+    if weights:
+        settings.set("CAPTCHA_WEIGHTS", weights, priority="cmdline")
     process = CrawlerProcess(settings, install_root_handler=True)
     crawler = process.create_crawler(CatalogSpider)
     process.crawl(crawler, base_url=url)
@@ -380,12 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=2000, help="test images (default: 2000, the benchmark's set)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "worker.json", help="where the figures go as JSON")
     args = parser.parse_args(argv)
     if args.child:
-        return _child(args.child, args.backend)
+        return _child(args.child, args.backend, args.weights)
     from .recognition import ensure_test_set
 
     folder = HERE / "data" / ("test-0.7.1-quick" if args.quick else "test-0.7.1")

@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     loop.add_argument("--rounds", type=int, default=3, help="adapt steps between crawls (default: %(default)s)")
     loop.add_argument("--adapt-steps", type=int, default=200, help="training steps of each adapt (default: %(default)s)")
     loop.add_argument("--record-dir", type=Path, help="recording folder (default: a new temporary one); runs go beside it")
-    loop.add_argument("--weights", type=Path, help="weights of the first crawl and the first adapt's start (default: the bundled model)")
+    loop.add_argument("--weights", type=Path, help="weights of the first crawl and the first adapt's start (default: the bundled "
+                                                                  "default model, not the 'auto' route: the loop adapts one model)")
     loop.add_argument("--adapt-from", metavar="WEIGHTS",
                       help="weights the first adapt starts from instead (a file or a bundled model's name, e.g. generalist: "
                            "for a site the crawl's model reads almost nothing of)")
@@ -207,8 +208,8 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
         start = "bundled" if weights is None else weights.parent.name or weights.name
         for number in range(1, args.rounds + 2):
             settings = base.copy()
-            if weights is not None:
-                settings.set("CAPTCHA_WEIGHTS", str(weights), priority="cmdline")
+            # the loop measures how far adapting takes one model: the default one unless told otherwise, not the route
+            settings.set("CAPTCHA_WEIGHTS", str(weights) if weights is not None else "default", priority="cmdline")
             crawler = Crawler(CatalogSpider, settings)
             started, cpu = time.perf_counter(), time.process_time()
             pending = process.crawl(crawler)
@@ -223,7 +224,7 @@ def adapt_loop(site: DemoSite, args: argparse.Namespace, folder: Path,
                 if before_adapt is not None:
                     await maybe_deferred_to_future(deferToThread(before_adapt, number, folder))
                 adapt_start = getattr(args, "adapt_from", None) if number == 1 else None
-                adapt_start = adapt_start or (str(weights) if weights else None)
+                adapt_start = adapt_start or (str(weights) if weights else "default")
                 final = await maybe_deferred_to_future(deferToThread(adapt, AdaptConfig(
                     folder=str(folder), out=str(run), weights=adapt_start,
                     steps=args.adapt_steps, progress=False, **getattr(args, "adapt_options", {}))))

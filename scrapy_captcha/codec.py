@@ -24,11 +24,13 @@ class LabelError(ValueError):
 
 @dataclass(frozen=True)
 class Prediction:
-    """A solved captcha: the text, the model's confidence in it, and per-character confidences."""
+    """A solved captcha: the text, the model's confidence in it, and per-character confidences;
+    ``model`` names the model that read it when a route chose one (``"default"``, ``"generalist"``)."""
 
     text: str
     confidence: float
     char_confidences: tuple[float, ...]
+    model: str = ""
 
 
 class Codec:

@@ -7,7 +7,9 @@ from typing import Any
 
 from .codec import SEED_ALPHABET, Codec
 
-ARCHITECTURES = ("crnn", "seed-vgg")
+ARCHITECTURES = ("crnn", "seed-vgg", "style-gate")
+#: The architectures that read text (a ``style-gate`` says which model should read an image).
+READERS = ("crnn", "seed-vgg")
 RESIZE_MODES = ("stretch", "pad", "height")
 #: The CRNN's convolution widths before ``widths`` was a setting: weights files without it have these.
 CRNN_WIDTHS = (32, 48, 96, 128, 128)
@@ -50,8 +52,8 @@ class ModelConfig:
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, not {self.resize!r}")
-        if self.resize == "height" and self.arch != "crnn":
-            raise ValueError(f"resize 'height' needs a model that reads any width (crnn), not {self.arch!r}")
+        if self.resize == "height" and self.arch == "seed-vgg":
+            raise ValueError(f"resize 'height' needs a model that reads any width (crnn, style-gate), not {self.arch!r}")
         if not 1 <= self.min_width <= self.max_width:
             raise ValueError(f"min_width ({self.min_width}) must be at least 1 and at most max_width ({self.max_width})")
         self.widths = tuple(int(w) for w in self.widths)  # a list after a round trip through JSON
@@ -73,12 +75,12 @@ class ModelConfig:
 
     @property
     def head(self) -> str:
-        return "one-hot" if self.arch == "seed-vgg" else "ctc"
+        return {"seed-vgg": "one-hot", "style-gate": "gate"}.get(self.arch, "ctc")
 
     @property
     def width_stride(self) -> int:
         """Input columns per output frame: widths in ``"height"`` mode are padded to a multiple of it."""
-        return 8 if self.arch == "crnn" else self.width
+        return self.width if self.arch == "seed-vgg" else 8
 
     def frames(self, width: int) -> int:
         """Output frames (CTC time steps) of the CRNN for an input ``width`` pixels wide."""

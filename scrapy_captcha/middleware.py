@@ -91,7 +91,6 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import CancelledError
 from w3lib.url import canonicalize_url
 
-from .answers import answer_rules
 from .arithmetic import arithmetic_answer
 from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, needs_thread
@@ -148,7 +147,7 @@ class CaptchaMiddleware:
         self.stats = crawler.stats
         self.config = config
         self.solver = solver
-        self.rules = answer_rules(solver.config, config.answer_case, config.alphabet, config.answer_length)
+        self.rules = solver.answer_rules(config.answer_case, config.alphabet, config.answer_length)
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
@@ -486,6 +485,8 @@ class CaptchaMiddleware:
         except InvalidImageError as exc:
             raise self._image_error(url, f"the captcha image is unusable: {exc}") from exc
         self._inc("solve_time", seconds)
+        if prediction.model:  # a route chose the model (CAPTCHA_WEIGHTS = "auto")
+            self._inc(f"read_by/{prediction.model}")
         return prediction
 
     async def _submit(self, request: Request, url: str, page: Response, captcha: CaptchaForm, answer: str) -> tuple[Response, str]:

@@ -1,8 +1,9 @@
-"""Model definitions: the default CRNN and the seed notebook's VGG one-hot network.
+"""Model definitions: the default CRNN, the seed notebook's VGG one-hot network and the style gate.
 
 Both take a ``(N, channels, height, width)`` float tensor in ``[0, 1]`` (see
 :func:`scrapy_captcha.image.to_array`). The CRNN returns ``(N, T, classes)`` CTC logits; the seed
-network returns ``(N, max_length * len(alphabet))`` one-hot logits.
+network returns ``(N, max_length * len(alphabet))`` one-hot logits; the style gate returns ``(N,)``
+logits that the image is in the style its route's first model reads (see :mod:`scrapy_captcha.routing`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 from .codec import Codec, Prediction
 from .config import ARCHITECTURES, ModelConfig
 
-__all__ = ["ARCHITECTURES", "CRNN", "ModelConfig", "SeedVGG", "build_model", "count_parameters", "decode"]
+__all__ = ["ARCHITECTURES", "CRNN", "ModelConfig", "SeedVGG", "StyleGate", "build_model", "count_parameters", "decode"]
 
 def _conv(cin: int, cout: int, pool: tuple[int, int] | None) -> list[nn.Module]:
     layers: list[nn.Module] = [
@@ -95,9 +96,35 @@ class SeedVGG(nn.Module):
         return self.layer5(self.layer4(self.layer3(self.layer2(self.layer1(x)))))
 
 
+class StyleGate(nn.Module):
+    """A small classifier of an image's style: is it drawn the way one model of a route was trained on?
+
+    Convolutions as the CRNN's (``widths``; the first strides, the next two pool), then the mean and
+    the maximum of each channel over the whole image, so any width reads the same way, and one logit.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        widths = config.widths
+        layers: list[nn.Module] = [
+            nn.Conv2d(config.channels, widths[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for index, (before, after) in enumerate(zip(widths, widths[1:])):
+            layers += _conv(before, after, (2, 2) if index < 2 else None)
+        self.features = nn.Sequential(*layers)
+        self.classify = nn.Linear(2 * widths[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features((x - 0.5) / 0.5)
+        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return self.classify(pooled).squeeze(1)
+
+
 def build_model(config: ModelConfig) -> nn.Module:
     """A freshly initialised model for ``config``."""
-    return SeedVGG(config) if config.arch == "seed-vgg" else CRNN(config)
+    return {"seed-vgg": SeedVGG, "style-gate": StyleGate}.get(config.arch, CRNN)(config)
 
 
 def decode(logits: torch.Tensor, config: ModelConfig, codec: Codec | None = None) -> list[Prediction]:

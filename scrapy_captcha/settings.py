@@ -19,7 +19,7 @@ from .errors import CaptchaSettingsError
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from .policy import HostRule, parse_allowed_hosts
 from .backends import resolve as resolve_backend
-from .weights import weights_path
+from .weights import DEFAULT_MODEL, weights_path
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -83,7 +83,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be a number of megabytes, got {harvest_max_mb!r}") from None
     if harvest_max_mb is not None and not harvest_max_mb > 0:
         raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be above 0, got {harvest_max_mb!r}")
-    weights = weights_path(settings.get("CAPTCHA_WEIGHTS"))
+    weights = weights_path(settings.get("CAPTCHA_WEIGHTS") or DEFAULT_MODEL)
     device = str(settings.get("CAPTCHA_DEVICE") or "cpu").strip().lower()  # checked by the backend as it loads
     backend = str(settings.get("CAPTCHA_BACKEND") or "auto").strip().lower()
     resolve_backend(weights, backend, device)  # a bad CAPTCHA_BACKEND, or one that cannot read CAPTCHA_WEIGHTS

@@ -64,10 +64,24 @@ class Solver:
     @classmethod
     def from_path(cls, path: str | Path | None = None, device: str = "cpu", backend: str = "auto",
                   threads: int | None = None, **options) -> "Solver":
-        """Load ``path`` (default: the bundled model) with ``backend`` ("auto", "onnx" or "torch")."""
-        from .backends import load_backend
+        """Load ``path`` (default: the bundled model) with ``backend`` ("auto", "onnx" or "torch").
 
+        A route file (``"auto"``, see :mod:`scrapy_captcha.routing`) gives a
+        :class:`~scrapy_captcha.routing.RoutedSolver`, which answers the same calls."""
+        from .backends import load_backend
+        from .routing import RoutedSolver, is_route
+        from .weights import weights_path
+
+        if path is not None and is_route(weights_path(path)):
+            return RoutedSolver.from_route(weights_path(path), device, backend, threads, **options)  # type: ignore[return-value]
         return cls(load_backend(path, backend, device, threads), device, **options)
+
+    def answer_rules(self, answer_case: str, alphabet: str | None,
+                     lengths: tuple[int, int] | None = None) -> AnswerRules | None:
+        """The answer rules of these settings for this model (:func:`~scrapy_captcha.answers.answer_rules`)."""
+        from .answers import answer_rules
+
+        return answer_rules(self.config, answer_case, alphabet, lengths)
 
     @property
     def model(self):

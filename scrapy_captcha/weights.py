@@ -31,19 +31,33 @@ BUNDLED_WEIGHTS = BUNDLED_DIR / "default.pt"
 BUNDLED_ONNX = BUNDLED_WEIGHTS.with_suffix(".onnx")
 
 
+#: The middleware's model when ``CAPTCHA_WEIGHTS`` is not set: the bundled route (see :mod:`scrapy_captcha.routing`).
+DEFAULT_MODEL = "auto"
+
+
 def bundled_models() -> list[str]:
     """The names of the bundled models (``"default"`` first), each usable as ``CAPTCHA_WEIGHTS``."""
     names = sorted(path.stem for path in BUNDLED_DIR.glob("*.pt"))
     return sorted(names, key=lambda name: name != "default")
 
 
+def bundled_routes() -> list[str]:
+    """The names of the bundled routes (``"auto"``, :mod:`scrapy_captcha.routing`), usable as ``CAPTCHA_WEIGHTS``."""
+    return sorted(path.stem for path in BUNDLED_DIR.glob("*.json"))
+
+
 def weights_path(value: str | Path | None) -> Path:
     """``CAPTCHA_WEIGHTS`` or ``--weights`` as a path: none means the default bundled model, a bare
-    bundled model's name (``"generalist"``) means its ``.pt`` file, anything else is a path."""
+    bundled model's name (``"generalist"``) means its ``.pt`` file, a bundled route's (``"auto"``) its
+    ``.json`` file, anything else is a path."""
     if value is None or str(value) == "":
         return BUNDLED_WEIGHTS
-    if str(value) in bundled_models() and not Path(value).exists():  # a file of that name here wins
+    if Path(value).exists():  # a file of that name here wins over a bundled name
+        return Path(value).expanduser()
+    if str(value) in bundled_models():
         return BUNDLED_DIR / f"{value}.pt"
+    if str(value) in bundled_routes():
+        return BUNDLED_DIR / f"{value}.json"
     return Path(value).expanduser()
 
 

@@ -78,10 +78,11 @@ def fresh(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def readings(fresh) -> dict[str, tuple[int, int, int]]:
-    """What the bundled model, as the middleware loads it by default (onnxruntime), reads in each style."""
-    solver = Solver.from_path()
-    return {style: read_all(solver, folder) for style, folder in fresh.items()}
+def readings(fresh) -> dict[str, dict[str, tuple[int, int, int]]]:
+    """What the default model, and the bundled route the middleware loads by default ("auto": a style
+    gate picks the default model or the generalist), read in each style through onnxruntime."""
+    solvers = {"default": Solver.from_path(), "auto": Solver.from_path("auto")}
+    return {name: {style: read_all(solver, folder) for style, folder in fresh.items()} for name, solver in solvers.items()}
 
 
 def read_all(solver: Solver, folder: Path, limit: int | None = None) -> tuple[int, int, int]:
@@ -117,13 +118,14 @@ def test_bundled_files_are_small_safe_and_describe_a_model_for_the_seed_task():
     assert {"sequence_accuracy", "sequence_accuracy_case_insensitive", "character_accuracy"} <= set(summary.get("validation", {}))
 
 
+@pytest.mark.parametrize("model", ["default", "auto"])
 @pytest.mark.parametrize(("style", "case"), list(FLOORS), ids=[f"{style}-{case}" for style, case in FLOORS])
-def test_bundled_model_keeps_the_seed_floors_on_fresh_captchas(readings, style, case):
-    count, exact, folded = readings[style]
+def test_bundled_model_keeps_the_seed_floors_on_fresh_captchas(readings, model, style, case):
+    count, exact, folded = readings[model][style]
     errors = exact if case == "case-sensitive" else folded
     floor = FLOORS[style, case]
     assert errors <= allowed_errors(count, floor), (
-        f"bundled model, captcha {style} style: {1 - exact / count:.1%} case-sensitive, {1 - folded / count:.1%} any case "
+        f"bundled {model!r}, captcha {style} style: {1 - exact / count:.1%} case-sensitive, {1 - folded / count:.1%} any case "
         f"on {count} fresh captchas; {case} floor {floor:.1%} allows {allowed_errors(count, floor)} errors, not {errors}")
 
 

@@ -141,10 +141,21 @@ async def test_full_crawl_solves_once_per_session(demo_site, caplog):
     assert_complete(outcome, site)
     assert outcome.captcha("detected") == outcome.captcha("solved") == 1
     assert outcome.captcha("solve_time") > 0
+    # "auto": each reading counted by the model that made it (the default one for ~97% of the library's images)
+    assert outcome.captcha("read_by/default") + outcome.captcha("read_by/generalist") == outcome.captcha("attempts")
     assert outcome.captcha("image_errors") == outcome.captcha("gave_up") == 0
     assert any(r.levelno == logging.INFO and "Solved the captcha" in r.getMessage() and site.url in r.getMessage() for r in caplog.records)
     home = next(page for page in outcome.pages if page.url == site.url + "/")
     assert home.request.callback.__name__ == "parse" and "redirect_urls" in home.meta  # the spider's request, its meta
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_default_route_reads_a_style_the_default_model_never_saw_with_the_generalist(demo_site):
+    site = demo_site(style="night")  # example_project/demo_styles.py: the default model reads none of these
+    outcome = await crawl(site, {"CAPTCHA_MAX_ATTEMPTS": 30}, **SMALL)
+    assert_complete(outcome, site)
+    assert outcome.captcha("read_by/generalist") == outcome.captcha("attempts") > 0
+    assert not outcome.captcha("read_by/default")
 
 
 @pytest_twisted.ensureDeferred

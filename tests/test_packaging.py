@@ -84,6 +84,9 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_holds_the_runtime_and_the_bundled_weights_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "scrapy_captcha/weights/default.pt" in names and "scrapy_captcha/weights/default.onnx" in names
+    # the middleware's default, the route "auto": its file and its gate (its two models are the bundled ones)
+    assert {"scrapy_captcha/weights/auto.json", "scrapy_captcha/weights/gate/style.onnx",
+            "scrapy_captcha/weights/gate/style.pt", "scrapy_captcha/weights/generalist.onnx"} <= set(names)
     assert "scrapy_captcha/backends/onnx_backend.py" in names and "trainer/export.py" in names
     tops = {name.split("/")[0] for name in names}
     assert tops <= {"scrapy_captcha", "trainer", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}, tops

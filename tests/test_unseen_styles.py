@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.unseen.styles import STYLES
-from scrapy_captcha.weights import BUNDLED_WEIGHTS, bundled_models, load_weights
+from scrapy_captcha.weights import BUNDLED_WEIGHTS, bundled_models, bundled_routes, load_weights
 
 REPO = Path(__file__).resolve().parent.parent
 COUNT = 12
@@ -94,7 +94,7 @@ def test_the_benchmark_scores_every_model_and_writes_the_section(data_dir, tmp_p
     assert style["generator"] == "wheezy.captcha" and style["count"] == COUNT
     assert "--styles wheezy --count 12 --seed 8" in style["command"]
     by_model = style["results"]
-    others = {f"bundled:{name}" for name in bundled_models()[1:]}  # every bundled model has its column
+    others = {f"bundled:{name}" for name in bundled_models()[1:] + bundled_routes()}  # every bundled model and route has its column
     assert set(by_model) == {"bundled", *others, f"weights:{BUNDLED_WEIGHTS}"}
     bundled = by_model["bundled"]
     assert bundled["count"] == COUNT

@@ -39,9 +39,9 @@ from scrapy_captcha.answers import AnswerRules, answer_rules
 from scrapy_captcha.codec import Codec, LabelError
 from scrapy_captcha.image import pad_tensor_batch
 from scrapy_captcha.model import ModelConfig, decode
-from scrapy_captcha.weights import BUNDLED_WEIGHTS, load_weights, save_weights
+from scrapy_captcha.weights import DEFAULT_MODEL, load_weights, save_weights
 
-from .adapt_data import Pool, collect, grow_alphabet, load_images, split
+from .adapt_data import Pool, collect, grow_alphabet, load_images, split, start_weights
 from .adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
                           teacher_readings)
 from .augment import build_augmentation
@@ -56,7 +56,7 @@ class AdaptConfig:
 
     folder: str
     out: str
-    weights: str | None = None  # None: the bundled model
+    weights: str | None = None  # None: "auto", the route's model for the recording's style (as the crawl read it)
     labels: list[str] = field(default_factory=list)  # more labelled folders
     steps: int = 300
     batch_size: int = 32
@@ -214,9 +214,10 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         raise ValueError(f"--resume: there is no checkpoint at {checkpoint_path}")
     pool = collect(cfg.folder, cfg.labels)
     cfg = check(cfg)
-    start_weights = load_weights(cfg.weights or BUNDLED_WEIGHTS)
+    start_path = start_weights(cfg.weights or DEFAULT_MODEL, pool)
+    start = load_weights(start_path)
     # the site's alphabet grows the model too: the synthetic prior then teaches characters no label holds yet
-    weights, new_chars = grow_alphabet(start_weights, [label for _, label, _ in pool.labelled] + [cfg.alphabet or ""])
+    weights, new_chars = grow_alphabet(start, [label for _, label, _ in pool.labelled] + [cfg.alphabet or ""])
     config = weights.config
     codec = Codec(config.alphabet)
     rules = (answer_rules(config, cfg.answer_case, cfg.alphabet, cfg.answer_length)
@@ -250,7 +251,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
                             label_lengths(train_labels + held_labels), config, cfg.seed)
              if cfg.synthetic_share > 0 else None)
 
-    before = accuracy(start_weights.build(device), start_weights.config, held_images, held_labels, device) if held_labels else None
+    before = accuracy(start.build(device), start.config, held_images, held_labels, device) if held_labels else None
     if before:
         print(f"held-out accuracy before: {before['sequence_accuracy']:.3f} ({len(held_labels)} images)", flush=True)
     cfg = recipe(cfg, pool, before["sequence_accuracy"] if before else None)
@@ -353,7 +354,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             if not held_labels or no_worse(metrics["sequence_accuracy"], best["sequence_accuracy"], len(held_labels)):
                 best = {"sequence_accuracy": max(metrics["sequence_accuracy"], best["sequence_accuracy"]), "step": step}
                 save_weights(out / "weights.pt", teacher, config, {
-                    "trained_with": "scrapy-captcha trainer adapt", "adapted_from": str(cfg.weights or BUNDLED_WEIGHTS),
+                    "trained_with": "scrapy-captcha trainer adapt", "adapted_from": str(start_path),
                     "folder": str(cfg.folder), "step": step, "held_out_accuracy": metrics["sequence_accuracy"],
                 })
             save_checkpoint(checkpoint_path, student, teacher, optimizer, config, step, minutes, history, best, counts,

@@ -129,3 +129,24 @@ def split(labelled: list[tuple[Path, str, str]], share: float, seed: int) -> tup
         held += items[:cut]
         train += items[cut:]
     return train, held
+
+
+def start_weights(weights: str | Path | None, pool: Pool, sample: int = 200) -> Path:
+    """The weights file adapting starts from: ``weights`` itself, or for a route (``"auto"``, the
+    middleware's default) the route's model for the style most of the recorded images are in."""
+    from scrapy_captcha.routing import RoutedSolver, is_route
+    from scrapy_captcha.weights import weights_path
+
+    from scrapy_captcha.image import InvalidImageError, load_image
+
+    path = weights_path(weights)
+    if not is_route(path):
+        return path
+    solver = RoutedSolver.from_route(path, backend="torch")
+    images = []
+    for file in [item[0] for item in pool.labelled + pool.unlabelled][:sample]:
+        try:
+            images.append(load_image(file.read_bytes()))
+        except (OSError, InvalidImageError):
+            continue  # the data checks that follow name each unusable file
+    return solver.route.member(solver.pick(images) if images else "otherwise", "torch")

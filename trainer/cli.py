@@ -9,7 +9,8 @@ from pathlib import Path
 
 from scrapy_captcha.codec import SEED_ALPHABET
 from scrapy_captcha.config import CRNN_WIDTHS
-from scrapy_captcha.model import ARCHITECTURES, ModelConfig
+from scrapy_captcha.config import READERS
+from scrapy_captcha.model import ModelConfig
 
 from .generate import GeneratorSpec
 from .render import GENERALIST_ALPHABET, parse_mix
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", dest="train_dir", type=Path, help="labelled training folder (default: synthetic stream)")
     train.add_argument("--val", dest="val_dir", type=Path,
                        help="labelled validation folder (default: a tenth of --data, or 2000 synthetic images)")
-    train.add_argument("--arch", choices=ARCHITECTURES, default="crnn", help="model architecture (default: crnn)")
+    train.add_argument("--arch", choices=READERS, default="crnn", help="model architecture (default: crnn)")
     train.add_argument("--init", help="weights to fine-tune from: a file, or a bundled model's name (bundled or default, generalist, ...)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--epochs", type=int, default=30)
@@ -158,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "unlabelled data (pseudo-labels from an EMA teacher), rejected answers never targets.")
     adapt.add_argument("folder", type=Path, help="the recording folder (CAPTCHA_HARVEST_DIR)")
     adapt.add_argument("--out", type=Path, required=True, help="output folder: weights.pt, metrics.json, curves, predictions")
-    adapt.add_argument("--weights", type=Path, help="weights to start from (default: the bundled model)")
+    adapt.add_argument("--weights", type=Path, help="weights to start from, or a route such as 'auto' (the default, as the "
+                                                    "middleware's): the route's model for the style of most recorded images")
     adapt.add_argument("--labels", type=Path, action="append", default=[], help="a labelled folder to add; repeat for several")
     adapt.add_argument("--steps", type=int, default=300)
     adapt.add_argument("--batch-size", type=int, default=32, help="labelled images per step")
@@ -199,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--int8", type=Path, metavar="DIR",
                         help="quantise to int8, calibrated on half of the captcha images in DIR (about 2x faster on CPUs "
                              "with int8 instructions; a few answers may differ from the float model: the other half says how many)")
+
+    gate = commands.add_parser("gate", help="train the style gate of a route (which model reads an image)",
+                               description="Train the gate that sends the captcha library's styles to the default model "
+                                           "and the rest to the generalist (CAPTCHA_WEIGHTS = \"auto\"), on our renderer's "
+                                           "images only; writes OUT/weights.pt.")
+    gate.add_argument("--out", type=Path, required=True, help="output folder")
+    gate.add_argument("--images", type=int, default=24000, help="training images, drawn once (default: 24000)")
+    gate.add_argument("--epochs", type=int, default=4)
+    gate.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
+    gate.add_argument("--seed", type=int, default=1)
 
     label = commands.add_parser("label", help="label a recording's unlabelled images in a browser page",
                                 description="Serve a labelling page on 127.0.0.1; labels go to DIR/records/labels.tsv.")
@@ -261,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"images differently from the float model)")
             else:
                 print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB; largest logit difference from torch {difference:.1e})")
+        elif args.command == "gate":
+            from .gate import GateConfig, train_gate
+
+            train_gate(GateConfig(out=str(args.out), images=args.images, epochs=args.epochs, workers=args.workers,
+                                  seed=args.seed))
         elif args.command == "label":
             from .label import serve
 

@@ -65,8 +65,9 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
         "labels_outside_alphabet": sum(any(c not in config.alphabet for c in label) for label in truth),
         "characters_outside_alphabet": "".join(outside),
         "weights": str(weights or BUNDLED_WEIGHTS),
-        "arch": config.arch,
-        "parameters": _parameters(config),
+        # a route (CAPTCHA_WEIGHTS = "auto"): its gate and both models
+        "arch": "route: " + " + ".join(c.arch for c in solver.configs) if hasattr(solver, "configs") else config.arch,
+        "parameters": sum(_parameters(c) for c in getattr(solver, "configs", [config])),
         "data": str(data),
         "mistakes": [{"file": path.name, "predicted": p, **({"reading": r} if arithmetic else {})}
                      for (path, t), p, r in zip(samples, predicted, readings) if p != t][:50],

@@ -162,7 +162,7 @@ def to_onnx_bytes(weights: Weights, conv_chain: bool = True) -> bytes:
     if conv_chain and config.arch == "crnn":
         model = ConvChain(model, config.height).eval()
     example = torch.ones(1, config.channels, config.height, config.width)
-    axes = {0: "batch", 3: "width"} if config.head == "ctc" else {0: "batch"}
+    axes = {0: "batch", 3: "width"} if config.head in ("ctc", "gate") else {0: "batch"}
     output_axes = {0: "batch", 1: "frames"} if config.head == "ctc" else {0: "batch"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -187,7 +187,7 @@ def compare(weights: Weights, onnx_bytes: bytes, seed: int = 0) -> float:
     model = weights.build("cpu")
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     generator = np.random.default_rng(seed)
-    widths = [config.width] if config.head != "ctc" else sorted({config.width, 8 * max(4, config.min_width // 8), 8 * 37})
+    widths = [config.width] if config.head == "one-hot" else sorted({config.width, 8 * max(4, config.min_width // 8), 8 * 37})
     worst = 0.0
     for batch, width in zip((1, 3, 2), widths * 3):
         images = generator.random((batch, config.channels, config.height, width), dtype=np.float32)

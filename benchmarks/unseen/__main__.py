@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parents[1]
 
 def load_contenders(weights: list[Path], ddddocr: bool, bundled: bool = True) -> tuple[dict[str, Any], list[str]]:
     """The contenders by key, and notes on any left out."""
-    from scrapy_captcha.weights import BUNDLED_WEIGHTS, bundled_models, weights_path
+    from scrapy_captcha.weights import BUNDLED_WEIGHTS, bundled_models, bundled_routes, weights_path
 
     from ..contenders import TorchContender, load_ddddocr
 
@@ -41,6 +41,9 @@ def load_contenders(weights: list[Path], ddddocr: bool, bundled: bool = True) ->
         contenders["bundled"] = TorchContender("bundled", "scrapy-captcha bundled model", BUNDLED_WEIGHTS)
         for name in bundled_models()[1:]:
             contenders[f"bundled:{name}"] = TorchContender(f"bundled:{name}", f"scrapy-captcha bundled {name} model",
+                                                           weights_path(name))
+        for name in bundled_routes():  # "auto", the middleware's default: a style gate picks one of the two
+            contenders[f"bundled:{name}"] = TorchContender(f"bundled:{name}", f"scrapy-captcha bundled route {name!r}",
                                                            weights_path(name))
     for path in weights:
         key = f"weights:{path}"

@@ -21,7 +21,8 @@ def _model_name(unseen: dict[str, Any], key: str) -> str:
     if key == "bundled":
         return "bundled model"
     if key.startswith("bundled:"):
-        return f"bundled {key.split(':', 1)[1]} model"
+        name = key.split(":", 1)[1]
+        return f"bundled route `{name}` (the middleware's default)" if name == "auto" else f"bundled {name} model"
     return unseen["models"].get(key, {}).get("label", key)
 
 

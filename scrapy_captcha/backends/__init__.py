@@ -48,6 +48,10 @@ def resolve(path: str | Path | None, backend: str = "auto", device: str = "cpu")
         raise BackendError(f"CAPTCHA_BACKEND must be one of {BACKENDS}, got {backend!r}")
     gpu = (device or "cpu").strip().lower() != "cpu"
     path = weights_path(path)
+    if path.suffix.lower() == ".json":  # a route: each of its models is read in the form the backend takes
+        if backend == "auto":
+            backend = "torch" if gpu and installed("torch") else "onnx"
+        return backend, path
     if path.resolve().parent == BUNDLED_DIR.resolve() and path.suffix in (".pt", ".onnx"):  # a bundled model: both forms ship
         if backend == "auto":
             backend = "torch" if gpu and installed("torch") else "onnx"

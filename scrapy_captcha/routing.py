@@ -1,0 +1,196 @@
+"""Routes: a style gate picks which of two models reads an image.
+
+No single small model reads both the ``captcha`` library's styles at the seed task's floors and
+styles it never saw; two do. A route file (JSON, ``CAPTCHA_WEIGHTS = "auto"`` is the bundled
+one, ``scrapy_captcha/weights/auto.json``) names three weights files beside it:
+
+- ``gate``: a ``style-gate`` model, the probability that an image is in ``first``'s style;
+- ``first``: the model for that style (the bundled route: the default model);
+- ``otherwise``: the model for everything else (the bundled route: the generalist).
+
+An image goes to ``first`` when the gate says at least ``min_gate``; when ``first`` is then less
+sure of its answer than ``min_confidence``, ``otherwise`` reads it too and its answer is taken.
+Most images thus cost the gate (a fraction of a millisecond) and one model. Each name is given
+without a suffix: the onnx backend reads ``NAME.onnx``, torch ``NAME.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .codec import Codec, Prediction
+from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput, load_image, pad_batch, to_array
+from .weights import WeightsError, check_file
+
+if TYPE_CHECKING:
+    from .answers import AnswerRules
+    from .backends import Backend
+    from .solver import Solver
+
+ROUTE_FORMAT = "scrapy-captcha-route"
+ROUTE_VERSION = 1
+ROUTE_SUFFIX = ".json"
+EXPERTS = ("first", "otherwise")
+
+
+def is_route(path: str | Path) -> bool:
+    """Whether ``path`` names a route file rather than one model's weights."""
+    return Path(path).suffix.lower() == ROUTE_SUFFIX
+
+
+@dataclass(frozen=True)
+class Route:
+    """A parsed route file: the gate's and the two models' files (no suffix), and the thresholds."""
+
+    path: Path
+    gate: Path
+    first: Path
+    otherwise: Path
+    min_gate: float = 0.5
+    min_confidence: float = 0.5
+
+    def member(self, name: str, backend: str) -> Path:
+        """The file of ``name`` ("gate", "first", "otherwise") that ``backend`` ("onnx", "torch") reads."""
+        return getattr(self, name).with_suffix(".onnx" if backend == "onnx" else ".pt")
+
+
+def read_route(path: str | Path) -> Route:
+    """Read and check a route file (:class:`~scrapy_captcha.weights.WeightsError` naming what is wrong)."""
+    path = Path(path)
+    check_file(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable route file (JSON): {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != ROUTE_FORMAT:
+        raise WeightsError(f"{path}: not a scrapy-captcha route file (no \"format\": \"{ROUTE_FORMAT}\")")
+    if data.get("version") != ROUTE_VERSION:
+        raise WeightsError(f"{path}: route format version {data.get('version')!r} is not supported (expected {ROUTE_VERSION})")
+    members = {}
+    for name in ("gate", *EXPERTS):
+        value = data.get(name)
+        if not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise WeightsError(f"{path}: {name!r} must name a weights file beside the route, without a suffix, got {value!r}")
+        members[name] = path.parent / value
+    thresholds = {}
+    for name in ("min_gate", "min_confidence"):
+        value = data.get(name, 0.5)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise WeightsError(f"{path}: {name} must be a number from 0 to 1, got {value!r}")
+        thresholds[name] = float(value)
+    return Route(path, members["gate"], members["first"], members["otherwise"], **thresholds)
+
+
+class RoutedRules:
+    """Answer rules for each model of a route (the same settings, each model's own classes)."""
+
+    def __init__(self, rules: dict[str, AnswerRules | None], alphabets: dict[str, str]):
+        self.rules = rules
+        answers = [rules[name].codec.alphabet if rules[name] else alphabets[name] for name in EXPERTS]
+        self.codec = Codec("".join(dict.fromkeys(answers[0] + answers[1])))  # what answers can hold, either model
+
+
+class RoutedSolver:
+    """Reads images with a route: the gate picks the model. Safe to call from several threads.
+
+    It answers like :class:`~scrapy_captcha.solver.Solver` (``solve``, ``solve_batch``), each
+    prediction naming the model that read it (``Prediction.model``, its file's name); its ``config``
+    is the ``otherwise`` model's, the broader one. ``routed`` counts the images each model answered.
+    """
+
+    def __init__(self, route: Route, gate: Backend, first: Solver, otherwise: Solver, *,
+                 max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
+                 max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS):
+        if gate.config.arch != "style-gate":
+            raise WeightsError(f"{route.path}: its gate {gate.path} is a {gate.config.arch!r} model, not a 'style-gate'")
+        for name, solver in (("first", first), ("otherwise", otherwise)):
+            if solver.config.arch == "style-gate":
+                raise WeightsError(f"{route.path}: its {name!r} model {solver.backend.path} is a style gate, not a reader")
+        self.route, self.gate = route, gate
+        self.experts = {"first": first, "otherwise": otherwise}
+        self.config = otherwise.config
+        self.backend = otherwise.backend
+        self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
+        self.routed = {"first": 0, "otherwise": 0}
+
+    @property
+    def configs(self) -> list:
+        """The settings of the gate and of each model, in that order."""
+        return [self.gate.config, *(solver.config for solver in self.experts.values())]
+
+    @classmethod
+    def from_route(cls, path: str | Path, device: str = "cpu", backend: str = "auto", threads: int | None = None,
+                   **options: Any) -> "RoutedSolver":
+        """Load the route file at ``path`` and its three models with ``backend``."""
+        from .backends import installed, load_backend
+        from .solver import Solver
+
+        route = read_route(path)
+        if backend == "auto":
+            gpu = (device or "cpu").strip().lower() != "cpu"
+            backend = "onnx" if not gpu and installed("onnx") and route.member("gate", "onnx").exists() else "torch"
+        caps = {key: options[key] for key in ("max_image_bytes", "max_image_pixels") if key in options}
+        load = {name: load_backend(route.member(name, backend), backend, device, threads) for name in ("gate", *EXPERTS)}
+        experts = {name: Solver(load[name], device, **options) for name in EXPERTS}
+        return cls(route, load["gate"], experts["first"], experts["otherwise"], **caps)
+
+    def answer_rules(self, answer_case: str, alphabet: str | None,
+                     lengths: tuple[int, int] | None = None) -> RoutedRules | None:
+        """:func:`~scrapy_captcha.answers.answer_rules` for each model; ``None`` when nothing changes."""
+        from .answers import answer_rules
+
+        rules = {name: answer_rules(solver.config, answer_case, alphabet, lengths) for name, solver in self.experts.items()}
+        if all(rule is None for rule in rules.values()):
+            return None
+        return RoutedRules(rules, {name: solver.config.alphabet for name, solver in self.experts.items()})
+
+    def style_scores(self, images: Sequence[ImageInput]) -> list[float]:
+        """The gate's probability that each image is in the ``first`` model's style."""
+        arrays = [to_array(image, self.gate.config, **self.caps) for image in images]
+        scores: list[float] = [0.0] * len(arrays)
+        groups: dict[int, list[int]] = {}
+        for index, array in enumerate(arrays):
+            groups.setdefault(array.shape[-1], []).append(index)
+        for indices in groups.values():
+            logits = np.asarray(self.gate.run(pad_batch([arrays[i] for i in indices]))).reshape(-1)
+            for index, logit in zip(indices, logits):
+                scores[index] = float(1 / (1 + np.exp(-np.clip(logit, -60, 60))))
+        return scores
+
+    def solve(self, image: ImageInput, rules: RoutedRules | None = None) -> Prediction:
+        """Read one image."""
+        return self.solve_batch([image], rules)[0]
+
+    def solve_batch(self, images: Sequence[ImageInput], rules: RoutedRules | None = None) -> list[Prediction]:
+        """Read several images, each with the model its style calls for."""
+        images = [load_image(image, **self.caps) for image in images]  # decoded once, for the gate and the models
+        chosen = [score >= self.route.min_gate for score in self.style_scores(images)]
+        answers: list[Prediction | None] = [None] * len(images)
+        firsts = [i for i, first in enumerate(chosen) if first]
+        if firsts:
+            read = self.experts["first"].solve_batch([images[i] for i in firsts], self._rules(rules, "first"))
+            for index, prediction in zip(firsts, read):
+                if prediction.confidence >= self.route.min_confidence:
+                    answers[index] = replace(prediction, model=self.route.first.name)
+        others = [i for i, answer in enumerate(answers) if answer is None]
+        if others:
+            read = self.experts["otherwise"].solve_batch([images[i] for i in others], self._rules(rules, "otherwise"))
+            for index, prediction in zip(others, read):
+                answers[index] = replace(prediction, model=self.route.otherwise.name)
+        self.routed["first"] += len(images) - len(others)
+        self.routed["otherwise"] += len(others)
+        return answers  # type: ignore[return-value]
+
+    def pick(self, images: Sequence[ImageInput]) -> str:
+        """The model ("first" or "otherwise") whose style most of ``images`` are in."""
+        scores = self.style_scores([load_image(image, **self.caps) for image in images])
+        return "first" if sum(score >= self.route.min_gate for score in scores) * 2 > len(scores) else "otherwise"
+
+    @staticmethod
+    def _rules(rules: RoutedRules | None, name: str) -> AnswerRules | None:
+        return rules.rules[name] if rules is not None else None
