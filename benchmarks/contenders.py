@@ -29,7 +29,7 @@ class TorchContender:
         self.solver = Solver.from_path(self.path, backend="torch")  # the torch solver; benchmarks/worker.py has the onnx one
         route = getattr(self.solver, "route", None)  # a route (CAPTCHA_WEIGHTS = "auto"): the gate and its two models
         self.files = [route.member(name, "torch") for name in ("gate", "first", "otherwise")] if route else [self.path]
-        backends = [self.solver.gate, *(s.backend for s in self.solver.experts.values())] if route else [self.solver.backend]
+        backends = [self.solver.gate, *(self.solver.expert(n).backend for n in self.solver.experts)] if route else [self.solver.backend]
         self.arch = "route: " + " + ".join(b.config.arch for b in backends) if route else self.solver.config.arch
         self.parameters = sum(count_parameters(b.model) for b in backends)
 

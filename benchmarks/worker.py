@@ -67,13 +67,14 @@ def installed_size(venv: Path) -> dict[str, Any]:
 
 
 def crawl_worker(python: Path, backend: str, categories: int = 4, items: int = 24, timeout: float = 600,
-                 weights: str | None = None) -> dict[str, Any]:
+                 weights: str | None = None, style: str = "captcha") -> dict[str, Any]:
     """Crawl a demo site that asks for a captcha on every page, in ``python``; peak RSS and counts.
 
-    ``weights``: ``CAPTCHA_WEIGHTS`` for the crawl (default: the middleware's, the route ``"auto"``)."""
+    ``weights``: ``CAPTCHA_WEIGHTS`` for the crawl (default: the middleware's, the route ``"auto"``);
+    ``style``: how the site draws its captchas (``example_project.demo_captchas.CAPTCHA_STYLES``)."""
     from example_project.demo_site import DemoSite, SiteOptions
 
-    options = SiteOptions(categories=categories, items_per_category=items, page_size=8, solve_every=1)
+    options = SiteOptions(categories=categories, items_per_category=items, page_size=8, solve_every=1, style=style)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["PYTHONNOUSERSITE"] = "1"
     with DemoSite(options) as site:
@@ -382,6 +383,23 @@ def worker_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def model_crawls(repeats: int = 2) -> dict[str, Any]:
+    """Peak RSS of the plain install's crawl worker with each bundled model and the route, on a site
+    drawn in the ``captcha`` library's style and on one in a style no model saw (``night``)."""
+    python = PLAIN_VENV / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"no {python}: `make test` (tests/test_packaging.py) builds the plain install")
+    rows: dict[str, Any] = {}
+    for style in ("captcha", "night"):
+        for weights in ("auto", "default", "generalist"):
+            runs = [crawl_worker(python, "onnx", weights=weights, style=style) for _ in range(repeats)]
+            rows[f"{weights} on {style}"] = {"peak_rss_mib": [round(r["peak_rss_mib"], 1) for r in runs],
+                                             "solved": [r["solved"] for r in runs], "detected": [r["detected"] for r in runs]}
+            print(f"{weights:>10} on {style:<8}: peak RSS {rows[f'{weights} on {style}']['peak_rss_mib']} MiB, "
+                  f"solved {[r['solved'] for r in runs]} of {[r['detected'] for r in runs]}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
@@ -390,9 +408,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=2000, help="test images (default: 2000, the benchmark's set)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "worker.json", help="where the figures go as JSON")
+    parser.add_argument("--models", action="store_true",
+                        help="only the crawl worker's peak RSS with the route 'auto', 'default' and 'generalist', on a "
+                             "site in the captcha library's style and one in a style no model saw (two crawls each)")
     args = parser.parse_args(argv)
     if args.child:
         return _child(args.child, args.backend, args.weights)
+    if args.models:
+        from .machine import describe
+
+        rows = {"machine": describe(), "crawls": model_crawls()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     from .recognition import ensure_test_set
 
     folder = HERE / "data" / ("test-0.7.1-quick" if args.quick else "test-0.7.1")

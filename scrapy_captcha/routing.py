@@ -118,6 +118,10 @@ class RoutedSolver:
         self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
         self.routed = {"first": 0, "otherwise": 0}
 
+    def expert(self, name: str) -> Solver:
+        """The solver of ``name``: "first" or "otherwise"."""
+        return self.experts[name]
+
     @property
     def configs(self) -> list:
         """The settings of the gate and of each model, in that order."""

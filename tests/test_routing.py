@@ -89,8 +89,8 @@ def test_each_answer_is_its_models_answer(route, seed_style, other_styles):
     images = [image for image, _ in seed_style[:40] + other_styles[:40]]
     before = dict(route.routed)
     answers = route.solve_batch(images)
-    first = route.experts["first"].solve_batch(images)
-    otherwise = route.experts["otherwise"].solve_batch(images)
+    first = route.expert("first").solve_batch(images)
+    otherwise = route.expert("otherwise").solve_batch(images)
     chosen = [score >= 0.5 for score in route.style_scores(images)]
     for answer, by_first, by_otherwise, to_first in zip(answers, first, otherwise, chosen):
         if to_first and by_first.confidence >= route.route.min_confidence:
@@ -105,7 +105,7 @@ def test_the_route_reads_both_kinds_better_than_either_model_alone(route, seed_s
     def right(solver, items):
         return sum(p.text == label for p, (_, label) in zip(solver.solve_batch([image for image, _ in items]), items))
 
-    default, generalist = route.experts["first"], route.experts["otherwise"]
+    default, generalist = route.expert("first"), route.expert("otherwise")
     assert right(route, seed_style) >= right(generalist, seed_style) - 2
     assert right(route, other_styles) >= right(generalist, other_styles) - 2
     assert right(route, other_styles) > right(default, other_styles) + 20
@@ -146,7 +146,7 @@ def test_a_route_file_of_ones_own_works_anywhere(tmp_path, seed_style):
     solver = Solver.from_path(path)
     assert isinstance(solver, RoutedSolver)
     images = [image for image, _ in seed_style[:10]]
-    assert solver.solve_batch(images) == [replace(p, model="default") for p in solver.experts["first"].solve_batch(images)]
+    assert solver.solve_batch(images) == [replace(p, model="default") for p in solver.expert("first").solve_batch(images)]
     assert read_settings(Settings({"CAPTCHA_WEIGHTS": str(path), "CAPTCHA_BACKEND": "torch"})).weights == path
 
 
@@ -220,3 +220,13 @@ def test_the_bundled_gate_is_the_recipes_and_exported_faithfully():
     by_torch, by_onnx = TorchBackend.from_path(route.member("gate", "torch")), OnnxBackend(route.member("gate", "onnx"))
     assert by_torch.config == by_onnx.config == GATE_MODEL
     assert by_torch.summary["trained_with"] == "scrapy-captcha trainer gate" and by_torch.summary["validation"]["all"] >= 0.99
+
+
+def test_an_unreadable_model_in_a_route_is_refused_at_start_up(tmp_path):
+    path = route_file(tmp_path)
+    (tmp_path / "generalist.onnx").write_bytes(b"\x08\x07" + bytes(range(256)) * 40)  # no metadata, garbage after
+    with pytest.raises(WeightsError, match="generalist.onnx"):
+        Solver.from_path(path)
+    (tmp_path / "generalist.onnx").write_bytes(b"")
+    with pytest.raises(WeightsError, match="generalist.onnx"):
+        Solver.from_path(path)
