@@ -17,6 +17,7 @@ without a suffix: the onnx backend reads ``NAME.onnx``, torch ``NAME.pt``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -162,13 +163,21 @@ class RoutedSolver:
             groups.setdefault(array.shape[-1], []).append(index)
         for indices in groups.values():
             logits = np.asarray(self.gate.run(pad_batch([arrays[i] for i in indices]))).reshape(-1)
-            for index, logit in zip(indices, logits):
-                scores[index] = float(1 / (1 + np.exp(-np.clip(logit, -60, 60))))
+            for index, logit in zip(indices, logits.tolist()):
+                scores[index] = _sigmoid(logit)
         return scores
 
     def solve(self, image: ImageInput, rules: RoutedRules | None = None) -> Prediction:
-        """Read one image."""
-        return self.solve_batch([image], rules)[0]
+        """Read one image (the middleware's call: no batch bookkeeping)."""
+        image = load_image(image, **self.caps)
+        logit = float(np.asarray(self.gate.run(to_array(image, self.gate.config)[None])).reshape(-1)[0])
+        if _sigmoid(logit) >= self.route.min_gate:
+            prediction = self.experts["first"].solve(image, self._rules(rules, "first"))
+            if prediction.confidence >= self.route.min_confidence:
+                self.routed["first"] += 1
+                return replace(prediction, model=self.route.first.name)
+        self.routed["otherwise"] += 1
+        return replace(self.experts["otherwise"].solve(image, self._rules(rules, "otherwise")), model=self.route.otherwise.name)
 
     def solve_batch(self, images: Sequence[ImageInput], rules: RoutedRules | None = None) -> list[Prediction]:
         """Read several images, each with the model its style calls for."""
@@ -198,3 +207,7 @@ class RoutedSolver:
     @staticmethod
     def _rules(rules: RoutedRules | None, name: str) -> AnswerRules | None:
         return rules.rules[name] if rules is not None else None
+
+
+def _sigmoid(logit: float) -> float:
+    return 1 / (1 + math.exp(-min(max(logit, -60.0), 60.0)))

@@ -44,7 +44,7 @@ from .render.captcha_lib import CaptchaLibRenderer
 
 #: The gate's input: colour (the library's styles are coloured), 32 pixels high, any width.
 GATE_MODEL = ModelConfig(arch="style-gate", channels=3, height=32, resize="height", min_width=32, max_width=256,
-                         widths=(16, 32, 64, 64))
+                         widths=(8, 16, 32, 32))
 #: Shares of the drawn images: family -> (share, label). Half the images are the first model's styles.
 GATE_MIX = {"0.7": (0.25, 1), "0.5": (0.25, 1), "plain": (0.15, 0), "styled": (0.25, 0), "arithmetic": (0.1, 0)}
 SEED_TEXT = TextSpec(SEED_ALPHABET, (4, 4))
