@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights benchmark benchmark-extra unseen-sets django-venv clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights generalist-wide-weights benchmark benchmark-extra unseen-sets django-venv clean
 
 install: $(VENV)/.installed
 
@@ -166,6 +166,17 @@ generalist-gpu-weights: install system-packages
 		test -f runs/$$1/finished || { $(PY) -m trainer train --out runs/$$1 --init $$2/weights.pt --style $$3 \
 			--lr $$4 --seed $$5 --max-minutes $$6 $(GENERALIST_GPU_MODEL) \
 			$$(test -f runs/$$1/checkpoint.pt && echo --resume) && touch runs/$$1/finished; } || exit 1; done
+
+# Stage 7 (README, "The generalist model"), 90 minutes on 2 CPU cores from stage 6's weights: with the
+# route reading the library's styles by the default model, the generalist leans on the broad families
+# again, with tumbling, scattered characters among them (--style generalist-wide). The shipped
+# generalist is its best epoch's weights; as above, copy them yourself once the figures hold.
+GENERALIST_WIDE_RECIPE := --init runs/generalist-gpu-final/weights.pt --style generalist-wide $(GENERALIST_MODEL) \
+	--lr 7e-4 --warmup 0.05 --seed 21 --max-minutes 90 --no-progress
+
+generalist-wide-weights: install system-packages
+	$(PY) -m trainer train --out runs/generalist-wide $(GENERALIST_WIDE_RECIPE) \
+		$$(test -f runs/generalist-wide/checkpoint.pt && echo --resume)
 
 # Fixed test sets (captcha 0.7.1 draws from `secrets`, so a test set must be saved to disk).
 data/test-0.7.1: | install

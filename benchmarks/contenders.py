@@ -32,6 +32,8 @@ class TorchContender:
         backends = [self.solver.gate, *(self.solver.expert(n).backend for n in self.solver.experts)] if route else [self.solver.backend]
         self.arch = "route: " + " + ".join(b.config.arch for b in backends) if route else self.solver.config.arch
         self.parameters = sum(count_parameters(b.model) for b in backends)
+        # a site that accepts either case: CAPTCHA_ANSWER_CASE = "lower" adds up the two cases' probabilities
+        self.lower_rules = self.solver.answer_rules("lower", None)
 
     @property
     def file_bytes(self) -> int:
@@ -45,6 +47,10 @@ class TorchContender:
 
     def solve_batch(self, images: Sequence[bytes]) -> list[str]:
         return [p.text for p in self.solver.solve_batch(images)]
+
+    def solve_batch_lower(self, images: Sequence[bytes]) -> list[str]:
+        """The answers with ``CAPTCHA_ANSWER_CASE = "lower"``, as a site that accepts either case gets them."""
+        return [p.text for p in self.solver.solve_batch(images, self.lower_rules)]
 
 
 class DdddocrContender:

@@ -73,4 +73,8 @@ def recognise(contender: Contender, test: TestSet, batch_size: int = 64) -> dict
     result["length_mismatches"] = sum(len(p) != len(t) for p, t in zip(predicted, test.labels))
     result["seconds"] = seconds
     result["examples"] = [{"true": t, "predicted": p} for p, t in zip(predicted, test.labels) if p != t][:5]
+    if hasattr(contender, "solve_batch_lower"):  # scrapy-captcha's models: also as set up for an any-case site
+        lower = [text for start in range(0, len(test.images), batch_size)
+                 for text in contender.solve_batch_lower(test.images[start:start + batch_size])]
+        result["any_case_lower_setting"] = sum(p == t.lower() for p, t in zip(lower, test.labels)) / max(1, len(test.labels))
     return result

@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, images in (("seed style (captcha 0.7.1)", seed_images), ("unseen styles", unseen_images)):
         images = images[:len(images) // args.rounds * args.rounds]  # equal rounds
         route = solvers["auto"]
-        before = dict(route.routed)
+        before, viewed = dict(route.routed), route.expert("otherwise").viewed
         medians = time_rounds(calls, images, args.rounds)
         answered = {name: route.routed[name] - before[name] for name in route.routed}
+        answered["otherwise, with other views"] = route.expert("otherwise").viewed - viewed
         result["sets"][label] = {"images": len(images), "median_ms": medians, "route_answered_by": answered}
         ratio = f", ddddocr / route {medians['ddddocr'] / medians['auto']:.1f}x" if "ddddocr" in medians else ""
         print(f"{label}: {len(images)} images; " + ", ".join(f"{k} {v:.2f} ms" for k, v in medians.items()) + ratio

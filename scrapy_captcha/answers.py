@@ -1,4 +1,11 @@
-"""Answer rules: map the model's characters onto the answers a site accepts (case, alphabet, length)."""
+"""Answer rules: map the model's characters onto the answers a site accepts (case, alphabet, length).
+
+A model that reads arithmetic (the generalist: ``+ - * × ÷ = ?`` besides letters and digits) keeps
+those symbols for expressions: a reading that holds one but is no complete expression
+(:func:`~scrapy_captcha.arithmetic.is_expression`), such as ``4C×48``, is read again from the same
+frames without the symbols (``4CX48``), since no text captcha's answer has them. Naming a symbol in
+``CAPTCHA_ALPHABET`` keeps it in any reading.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from .arithmetic import is_expression
 from .codec import Codec, Prediction, as_array, softmax
 from .errors import CaptchaSettingsError
 from .config import ModelConfig
+
+#: Characters that only an arithmetic expression holds.
+EXPRESSION_SYMBOLS = frozenset("+-*×÷=?")
 
 
 @dataclass(frozen=True)
@@ -20,10 +31,19 @@ class AnswerRules:
     matrix: np.ndarray | None  # float32, model classes x answer classes, 0/1; None: the model's own classes
     one_hot: bool
     lengths: tuple[int, int] | None = None  # shortest and longest answer (CTC models; a one-hot model's is fixed)
+    plain: AnswerRules | None = None  # the same rules without the expression symbols, for readings that are no expression
 
     def decode(self, logits: Any, config: ModelConfig) -> list[Prediction]:
         """Decode model outputs (a numpy array or a torch tensor) into allowed answers only."""
         logits = as_array(logits)
+        predictions = self._decode(logits, config)
+        if self.plain is not None:
+            for index, prediction in enumerate(predictions):
+                if not EXPRESSION_SYMBOLS.isdisjoint(prediction.text) and not is_expression(prediction.text):
+                    predictions[index] = self.plain.decode(logits[index:index + 1], config)[0]
+        return predictions
+
+    def _decode(self, logits: np.ndarray, config: ModelConfig) -> list[Prediction]:
         if self.one_hot:
             probs = softmax(logits.reshape(logits.shape[0], -1, len(config.alphabet))) @ self.matrix
             return self.codec.decode_one_hot(np.log(probs + 1e-12).reshape(logits.shape[0], -1))
@@ -49,7 +69,8 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
     characters that fold together ('a' and 'A' for a lower-case site) are added, and the rest
     are dropped before decoding, so the answer and its confidence only consider allowed answers.
     ``lengths`` (``CAPTCHA_ANSWER_LENGTH``) keeps a CTC model's answers to that many characters
-    (:meth:`~scrapy_captcha.codec.Codec.decode_ctc_length`).
+    (:meth:`~scrapy_captcha.codec.Codec.decode_ctc_length`). A CTC model's expression symbols are
+    read only into expressions (the module's docstring) unless ``alphabet`` names one of them.
     """
     one_hot = config.head == "one-hot"
     if lengths is not None:
@@ -73,8 +94,12 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
             answers.append(folded)
     if not answers:
         raise CaptchaSettingsError(f"CAPTCHA_ALPHABET {alphabet!r} shares no character with the model's alphabet {config.alphabet!r}")
+    plain = None
+    symbols = EXPRESSION_SYMBOLS.intersection(answers)
+    if symbols and not one_hot and (alphabet is None or not EXPRESSION_SYMBOLS.intersection(alphabet)):
+        plain = answer_rules(config, answer_case, "".join(a for a in answers if a not in symbols), lengths)
     if answers == list(config.alphabet):
-        return AnswerRules(Codec(config.alphabet), None, one_hot, lengths) if lengths else None
+        return AnswerRules(Codec(config.alphabet), None, one_hot, lengths, plain) if lengths or plain else None
     offset = 0 if one_hot else 1  # CTC class 0 is the blank
     matrix = np.zeros((len(targets) + offset, len(answers) + offset), dtype=np.float32)
     if not one_hot:
@@ -82,4 +107,4 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
     for index, target in enumerate(targets):
         if target is not None:
             matrix[index + offset, answers.index(target) + offset] = 1.0
-    return AnswerRules(Codec("".join(answers)), matrix, one_hot, lengths)
+    return AnswerRules(Codec("".join(answers)), matrix, one_hot, lengths, plain)

@@ -54,14 +54,8 @@ def _evaluate(tokens: list[str]) -> Fraction | None:
     return sum((sign * term for sign, term in zip(signs, terms)), Fraction(0))
 
 
-def solve_expression(text: str, force: bool = False) -> str | None:
-    """The result of the expression ``text`` reads as (``"11"`` for ``"7+4=?"``), or None.
-
-    A complete expression is two to four whole numbers joined by operators, optionally followed by
-    ``=`` and/or ``?``. Without ``force`` (the ``auto`` rule) an expression whose only operators are
-    the letter ``x`` must end in ``=`` or ``?``, so that an ordinary code such as ``4x92`` is not
-    taken for a product. A result that is not a whole number is not an answer: None.
-    """
+def _expression(text: str, force: bool) -> list[str] | None:
+    """The numbers and operators of the expression ``text`` reads as, or None (see :func:`solve_expression`)."""
     body = text.strip()
     marked = False
     while body and body[-1] in "=?":
@@ -71,8 +65,26 @@ def solve_expression(text: str, force: bool = False) -> str | None:
     tokens = _tokens(body)
     if tokens is None:
         return None
-    operators = set(tokens[1::2])
-    if not force and not marked and operators <= _LETTER_OPERATORS:
+    if not force and not marked and set(tokens[1::2]) <= _LETTER_OPERATORS:
+        return None
+    return tokens
+
+
+def is_expression(text: str) -> bool:
+    """Whether ``text`` reads as a complete expression under the ``auto`` rule, whatever its result."""
+    return _expression(text, force=False) is not None
+
+
+def solve_expression(text: str, force: bool = False) -> str | None:
+    """The result of the expression ``text`` reads as (``"11"`` for ``"7+4=?"``), or None.
+
+    A complete expression is two to four whole numbers joined by operators, optionally followed by
+    ``=`` and/or ``?``. Without ``force`` (the ``auto`` rule) an expression whose only operators are
+    the letter ``x`` must end in ``=`` or ``?``, so that an ordinary code such as ``4x92`` is not
+    taken for a product. A result that is not a whole number is not an answer: None.
+    """
+    tokens = _expression(text, force)
+    if tokens is None:
         return None
     result = _evaluate(tokens)
     if result is None or result.denominator != 1:

@@ -82,6 +82,12 @@ class ModelConfig:
         """Input columns per output frame: widths in ``"height"`` mode are padded to a multiple of it."""
         return self.width if self.arch == "seed-vgg" else 8
 
+    @property
+    def input_key(self) -> tuple:
+        """What :func:`scrapy_captcha.image.to_array` makes of an image depends on these alone: two
+        models with equal keys read the same array."""
+        return (self.channels, self.height, self.width, self.resize, self.min_width, self.max_width, self.width_stride)
+
     def frames(self, width: int) -> int:
         """Output frames (CTC time steps) of the CRNN for an input ``width`` pixels wide."""
         return width // self.width_stride

@@ -10,7 +10,9 @@ one, ``scrapy_captcha/weights/auto.json``) names three weights files beside it:
 
 An image goes to ``first`` when the gate says at least ``min_gate``; when ``first`` is then less
 sure of its answer than ``min_confidence``, ``otherwise`` reads it too and its answer is taken.
-Most images thus cost the gate (a fraction of a millisecond) and one model. Each name is given
+Most images thus cost the gate (a fraction of a millisecond) and one model. When ``otherwise`` is
+less sure of its answer than ``otherwise_views_below`` (default 0: never), it also reads four
+other views of the image and the most confident reading is taken (:mod:`scrapy_captcha.views`). Each name is given
 without a suffix: the onnx backend reads ``NAME.onnx``, torch ``NAME.pt``.
 """
 
@@ -54,6 +56,7 @@ class Route:
     otherwise: Path
     min_gate: float = 0.5
     min_confidence: float = 0.5
+    otherwise_views_below: float = 0.0  # the ``otherwise`` model reads more views under this confidence
 
     def member(self, name: str, backend: str) -> Path:
         """The file of ``name`` ("gate", "first", "otherwise") that ``backend`` ("onnx", "torch") reads."""
@@ -79,8 +82,8 @@ def read_route(path: str | Path) -> Route:
             raise WeightsError(f"{path}: {name!r} must name a weights file beside the route, without a suffix, got {value!r}")
         members[name] = path.parent / value
     thresholds = {}
-    for name in ("min_gate", "min_confidence"):
-        value = data.get(name, 0.5)
+    for name, default in (("min_gate", 0.5), ("min_confidence", 0.5), ("otherwise_views_below", 0.0)):
+        value = data.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise WeightsError(f"{path}: {name} must be a number from 0 to 1, got {value!r}")
         thresholds[name] = float(value)
@@ -141,7 +144,8 @@ class RoutedSolver:
             backend = "onnx" if not gpu and installed("onnx") and route.member("gate", "onnx").exists() else "torch"
         caps = {key: options[key] for key in ("max_image_bytes", "max_image_pixels") if key in options}
         load = {name: load_backend(route.member(name, backend), backend, device, threads) for name in ("gate", *EXPERTS)}
-        experts = {name: Solver(load[name], device, **options) for name in EXPERTS}
+        views = {"first": 0.0, "otherwise": route.otherwise_views_below}
+        experts = {name: Solver(load[name], device, views_below=views[name], **options) for name in EXPERTS}
         return cls(route, load["gate"], experts["first"], experts["otherwise"], **caps)
 
     def answer_rules(self, answer_case: str, alphabet: str | None,
@@ -170,14 +174,23 @@ class RoutedSolver:
     def solve(self, image: ImageInput, rules: RoutedRules | None = None) -> Prediction:
         """Read one image (the middleware's call: no batch bookkeeping)."""
         image = load_image(image, **self.caps)
-        logit = float(np.asarray(self.gate.run(to_array(image, self.gate.config)[None])).reshape(-1)[0])
+        array = to_array(image, self.gate.config)
+        logit = float(np.asarray(self.gate.run(array[None])).reshape(-1)[0])
         if _sigmoid(logit) >= self.route.min_gate:
-            prediction = self.experts["first"].solve(image, self._rules(rules, "first"))
+            prediction = self._read("first", image, array, rules)
             if prediction.confidence >= self.route.min_confidence:
                 self.routed["first"] += 1
-                return replace(prediction, model=self.route.first.name)
+                return prediction
         self.routed["otherwise"] += 1
-        return replace(self.experts["otherwise"].solve(image, self._rules(rules, "otherwise")), model=self.route.otherwise.name)
+        return self._read("otherwise", image, array, rules)
+
+    def _read(self, name: str, image: Any, gate_array: np.ndarray, rules: RoutedRules | None) -> Prediction:
+        """``name``'s reading of one image, from the gate's array when the model reads the same one."""
+        solver, member = self.experts[name], getattr(self.route, name).name
+        if solver.config.input_key == self.gate.config.input_key:
+            prediction = solver.read_array(gate_array, self._rules(rules, name))
+            return replace(solver.reread(image, prediction, self._rules(rules, name)), model=member)
+        return replace(solver.solve(image, self._rules(rules, name)), model=member)
 
     def solve_batch(self, images: Sequence[ImageInput], rules: RoutedRules | None = None) -> list[Prediction]:
         """Read several images, each with the model its style calls for."""

@@ -26,6 +26,9 @@ from .codec import Codec, Prediction
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput, load_image, pad_batch, to_array
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+if TYPE_CHECKING:
     from .answers import AnswerRules
     from .backends import Backend
     from .weights import Weights
@@ -42,13 +45,15 @@ class Solver:
     backend, a loaded :class:`~scrapy_captcha.weights.Weights`. Images are refused over
     ``max_image_bytes`` / ``max_image_pixels`` (:class:`~scrapy_captcha.image.ImageTooLargeError`).
     ``batch_window`` (seconds; ``None``: :data:`DEFAULT_BATCH_WINDOW`; 0: off) and ``max_batch``
-    bound the micro-batching of concurrent :meth:`solve` calls; a lone solve never waits.
+    bound the micro-batching of concurrent :meth:`solve` calls; a lone solve never waits. A reading
+    less confident than ``views_below`` (0: never) is followed by readings of other views of the
+    image, and the most confident is the answer (:meth:`reread`, :mod:`scrapy_captcha.views`).
     """
 
     def __init__(self, model: Backend | Weights, device: str = "cpu", *,
                  max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
                  max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
-                 batch_window: float | None = 0.0, max_batch: int = DEFAULT_MAX_BATCH):
+                 batch_window: float | None = 0.0, max_batch: int = DEFAULT_MAX_BATCH, views_below: float = 0.0):
         if not hasattr(model, "run"):
             from .backends.torch_backend import TorchBackend
 
@@ -56,7 +61,11 @@ class Solver:
         self.backend: Backend = model  # type: ignore[assignment]
         self.config = self.backend.config
         self.codec = Codec(self.config.alphabet)
+        # what a read without rules follows: the model's own classes (expression symbols kept to expressions)
+        self.default_rules = self.answer_rules("exact", None)
         self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
+        self.views_below = views_below
+        self.viewed = 0  # readings that went on to the other views
         if batch_window is None:
             batch_window = DEFAULT_BATCH_WINDOW
         self._batcher = _MicroBatcher(self._forward, batch_window, max_batch) if batch_window > 0 else None
@@ -91,13 +100,24 @@ class Solver:
     def solve(self, image: ImageInput, rules: AnswerRules | None = None) -> Prediction:
         """Read the text of one captcha image (``rules``: restrict the answers' case or alphabet)."""
         if self._batcher is None:  # one image, one forward pass: none of solve_batch's grouping
-            return self._decode(self.backend.run(to_array(image, self.config, **self.caps)[None]), rules)[0]
-        self._batcher.starting()
+            image = load_image(image, **self.caps)
+            array = to_array(image, self.config, max_bytes=None, max_pixels=None)
+            return self.reread(image, self._decode(self.backend.run(array[None]), rules)[0], rules)
+        self._batcher.starting()  # before preprocessing: a batch being gathered waits for this image
         try:
-            array = to_array(image, self.config, **self.caps)
+            image = load_image(image, **self.caps)
+            array = to_array(image, self.config, max_bytes=None, max_pixels=None)
         except BaseException:
             self._batcher.abandoned()
             raise
+        return self.reread(image, self._decode(self._batcher.submit(array), rules)[0], rules)
+
+    def read_array(self, array: np.ndarray, rules: AnswerRules | None = None) -> Prediction:
+        """Read one image already prepared for this model (``to_array`` with a config of the same
+        :attr:`~scrapy_captcha.config.ModelConfig.input_key`): a route prepares an image once."""
+        if self._batcher is None:
+            return self._decode(self.backend.run(array[None]), rules)[0]
+        self._batcher.starting()
         return self._decode(self._batcher.submit(array), rules)[0]
 
     def solve_batch(self, images: Sequence[ImageInput], rules: AnswerRules | None = None) -> list[Prediction]:
@@ -107,9 +127,20 @@ class Solver:
         model together; different widths are not padded into one batch, so an image reads the same
         whatever else is in its batch.
         """
-        arrays = [to_array(image, self.config, **self.caps) for image in images]
-        logits = self._forward(arrays)
-        return [self._decode(row, rules)[0] for row in logits]
+        images = [load_image(image, **self.caps) for image in images]
+        logits = self._forward([to_array(image, self.config, max_bytes=None, max_pixels=None) for image in images])
+        return [self.reread(image, self._decode(row, rules)[0], rules) for image, row in zip(images, logits)]
+
+    def reread(self, image: Image.Image, prediction: Prediction, rules: AnswerRules | None = None) -> Prediction:
+        """``prediction`` of the decoded ``image``; when it is less confident than ``views_below``, the most
+        confident of it and the readings of the image's other views (:func:`~scrapy_captcha.views.other_views`)."""
+        if prediction.confidence >= self.views_below:
+            return prediction
+        from .views import most_confident, other_views
+
+        self.viewed += 1
+        arrays = [to_array(view, self.config, max_bytes=None, max_pixels=None) for view in other_views(image)]
+        return most_confident([prediction, *(self._decode(row, rules)[0] for row in self._forward(arrays))])
 
     def _forward(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each array's logits, ``(1, T, C)``, batching arrays of equal width."""
@@ -124,6 +155,7 @@ class Solver:
         return logits
 
     def _decode(self, logits: np.ndarray, rules: AnswerRules | None) -> list[Prediction]:
+        rules = rules or self.default_rules
         if rules is not None:
             return rules.decode(logits, self.config)
         if self.config.head == "one-hot":

@@ -124,7 +124,8 @@ def test_answer_rules_apply_to_both_models(route, seed_style, other_styles):
     assert set("abcxyz0123") <= set(rules.codec.alphabet) and not set("ABC") & set(rules.codec.alphabet)
     for prediction in route.solve_batch([image for image, _ in seed_style[:10] + other_styles[:10]], rules):
         assert prediction.text == prediction.text.lower()
-    assert route.answer_rules("as-is", None) is None
+    as_is = route.answer_rules("as-is", None)  # the generalist keeps its symbols to expressions; the default has none
+    assert as_is.rules["first"] is None and as_is.rules["otherwise"].plain is not None
 
 
 def route_file(folder: Path, **changes) -> Path:
@@ -230,3 +231,14 @@ def test_an_unreadable_model_in_a_route_is_refused_at_start_up(tmp_path):
     (tmp_path / "generalist.onnx").write_bytes(b"")
     with pytest.raises(WeightsError, match="generalist.onnx"):
         Solver.from_path(path)
+
+
+def test_the_gate_and_both_models_read_one_prepared_array(route, seed_style):
+    from scrapy_captcha.image import to_array
+
+    keys = {config.input_key for config in route.configs}
+    assert len(keys) == 1  # the route prepares each image once
+    image = seed_style[0][0]
+    for name in ("first", "otherwise"):
+        solver = route.expert(name)
+        assert solver.read_array(to_array(image, route.gate.config)) == solver.solve(image)

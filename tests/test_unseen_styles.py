@@ -99,14 +99,18 @@ def test_the_benchmark_scores_every_model_and_writes_the_section(data_dir, tmp_p
     bundled = by_model["bundled"]
     assert bundled["count"] == COUNT
     assert 0 <= bundled["sequence_accuracy"] <= bundled["sequence_accuracy_case_insensitive"] <= 1
-    for key in ("sequence_accuracy", "sequence_accuracy_case_insensitive", "character_accuracy", "confusions"):
+    for key in ("sequence_accuracy", "sequence_accuracy_case_insensitive", "character_accuracy", "confusions",
+                "any_case_lower_setting"):
         assert by_model[f"weights:{BUNDLED_WEIGHTS}"][key] == bundled[key]  # the same file reads the same
+    assert 0 <= bundled["any_case_lower_setting"] <= 1
 
     alphabet = set(load_weights(BUNDLED_WEIGHTS).config.alphabet)
     assert bundled["labels_outside_alphabet"] == sum(not set(t) <= alphabet for t in labels(data_dir / "wheezy"))
 
     markdown = (out / "results.md").read_text()
     assert "## Unseen styles" in markdown and "| `wheezy` | wheezy.captcha 3.2.2 | 200×75 | 4, digits+upper | 12 |" in markdown
+    lower = f"{bundled['any_case_lower_setting']:.1%}"
+    assert f"{bundled['sequence_accuracy_case_insensitive']:.1%} ({lower})" in markdown  # the any-case cell's bracket
 
 
 def test_the_readme_table_goes_between_its_markers(data_dir, tmp_path):

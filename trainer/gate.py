@@ -42,8 +42,9 @@ from .render import TextSpec, build_drawer
 from .render.base import ARITHMETIC_SYMBOLS, GENERALIST_ALPHABET
 from .render.captcha_lib import CaptchaLibRenderer
 
-#: The gate's input: colour (the library's styles are coloured), 32 pixels high, any width.
-GATE_MODEL = ModelConfig(arch="style-gate", channels=3, height=32, resize="height", min_width=32, max_width=256,
+#: The gate's input: the bundled models' own (grey, 48 pixels high, any width), so that a route
+#: prepares each image once for the gate and the model it picks.
+GATE_MODEL = ModelConfig(arch="style-gate", channels=1, height=48, resize="height", min_width=32, max_width=800,
                          widths=(8, 16, 32, 32))
 #: Shares of the drawn images: family -> (share, label). Half the images are the first model's styles.
 GATE_MIX = {"0.7": (0.25, 1), "0.5": (0.25, 1), "plain": (0.15, 0), "styled": (0.25, 0), "arithmetic": (0.1, 0)}

@@ -47,10 +47,17 @@ def _text(style: dict[str, Any]) -> str:
     return f"{length}, {'+'.join(kinds)}"
 
 
+def _any_case(value: float, lower: float | None, bold: bool = False) -> str:
+    """The any-case figure, and in brackets the one with ``CAPTCHA_ANSWER_CASE = "lower"`` where measured."""
+    mark = "**" if bold else ""
+    return f"{mark}{_pct(value)}{mark}" + ("" if lower is None else f" ({mark}{_pct(lower)}{mark})")
+
+
 def _scores(result: dict[str, Any] | None) -> str:
     if not result:
         return "–"
-    return (f"{_pct(result['sequence_accuracy'])} / {_pct(result['sequence_accuracy_case_insensitive'])} / "
+    return (f"{_pct(result['sequence_accuracy'])} / "
+            f"{_any_case(result['sequence_accuracy_case_insensitive'], result.get('any_case_lower_setting'))} / "
             f"{_pct(result['character_accuracy'])}")
 
 
@@ -69,9 +76,16 @@ def readme_table(results: dict[str, Any]) -> str:
     means = ["**mean of the styles**", "", "", "", ""]
     for k in keys:
         scored = [s["results"][k] for s in unseen["styles"].values() if k in s["results"]]
-        means.append(" / ".join(f"**{_pct(sum(r[m] for r in scored) / len(scored))}**" for m in
-                                ("sequence_accuracy", "sequence_accuracy_case_insensitive", "character_accuracy"))
-                     if scored else "–")
+        if not scored:
+            means.append("–")
+            continue
+        mean = {m: sum(r[m] for r in scored) / len(scored) for m in
+                ("sequence_accuracy", "sequence_accuracy_case_insensitive", "character_accuracy")}
+        lowers = [r.get("any_case_lower_setting") for r in scored]
+        lower = None if None in lowers else sum(lowers) / len(lowers)
+        means.append(f"**{_pct(mean['sequence_accuracy'])}** / "
+                     f"{_any_case(mean['sequence_accuracy_case_insensitive'], lower, bold=True)} / "
+                     f"**{_pct(mean['character_accuracy'])}**")
     rows.append(means + [""])
     machine = unseen.get("machine") or results.get("machine", {})  # the section may run on its own, later
     caption = (f"Captchas drawn by {len({s['generator'] for s in unseen['styles'].values()})} other Python packages "
@@ -81,7 +95,10 @@ def readme_table(results: dict[str, Any]) -> str:
     footer = (f"Measured with `{unseen.get('command')}` on {machine.get('cpu')}, {machine.get('cores')} cores, "
               f"commit {machine.get('commit')}, {machine.get('date')}. A label with characters a model cannot produce is scored as a miss; character "
               f"accuracy is 1 − edit distance / characters, floored at 0 (a model that adds many characters scores 0); "
-              f"details, confusions and those counts in `benchmarks/results.md`.")
+              f"details, confusions and those counts in `benchmarks/results.md`. Any case is the answer as read, "
+              f"lower-cased, against the label lower-cased; in brackets, for scrapy-captcha's models, the answer "
+              f"as a site set up for either case gets it (`CAPTCHA_ANSWER_CASE = \"lower\"`: each letter's two "
+              f"cases' probabilities added up before decoding).")
     return f"{caption}\n\n{_table(header, rows)}\n\n{footer}\n"
 
 
@@ -97,10 +114,11 @@ def details(results: dict[str, Any]) -> str:
             examples = ", ".join(f"{e['true']}→{e['predicted'] or '∅'}" for e in r.get("examples", [])[:3])
             outside = r.get("labels_outside_alphabet")
             rows.append([f"`{name}`", _model_name(unseen, key), str(r["count"]), _pct(r["sequence_accuracy"]),
-                         _pct(r["sequence_accuracy_case_insensitive"]), _pct(r["character_accuracy"]),
+                         _any_case(r["sequence_accuracy_case_insensitive"], r.get("any_case_lower_setting")),
+                         _pct(r["character_accuracy"]),
                          str(r.get("length_mismatches", "–")), "–" if outside is None else str(outside),
                          f"{r['seconds']:.1f} s", confusions or "–", examples or "–"])
-    header = ["Style", "Model", "Images", "Case-sensitive", "Any case", "Characters", "Wrong length",
+    header = ["Style", "Model", "Images", "Case-sensitive", "Any case (with \"lower\")", "Characters", "Wrong length",
               "Labels it cannot produce", "Time", "Most frequent confusions", "Mistakes (true→read)"]
     options = [f"- `{name}`: {s['generator']} {s['version']} (Pillow {s.get('pillow')}), options {s['options']}, "
                f"alphabet `{s['alphabet']}`, fonts {', '.join(s.get('fonts') or [])}; `{s['folder']}`"

@@ -2,7 +2,7 @@
 
 - :class:`~trainer.render.base.Renderer`: ``text(rng, spec)`` picks a text, ``render(text, rng,
   difficulty)`` draws it. Families: ``0.7`` and ``0.5`` (the ``captcha`` library's styles,
-  :mod:`.captcha_lib`), ``plain`` and ``styled`` (our own, :mod:`.styled`), ``arithmetic``
+  :mod:`.captcha_lib`), ``plain``, ``styled`` and ``scattered`` (our own, :mod:`.styled`), ``arithmetic``
   (:mod:`.arithmetic`), ``junk`` (images with no text, labelled empty: :mod:`.junk`), and ``plugin`` (a
   user's ``module:function``, text -> PIL image).
 - :func:`parse_mix`: ``"styled"``, ``"mixed"`` (both library styles, as before), ``"generalist"`` (the
@@ -29,7 +29,7 @@ __all__ = ["FAMILIES", "GENERALIST_ALPHABET", "MIXES", "Drawer", "MissingFontsEr
            "TextSpec", "build_drawer", "label_of", "load_plugin", "parse_mix", "random_text"]
 
 #: Every family by name.
-FAMILIES = ("0.7", "0.5", "plain", "styled", "arithmetic", "junk", "plugin")
+FAMILIES = ("0.7", "0.5", "plain", "styled", "scattered", "arithmetic", "junk", "plugin")
 #: Named mixes: family -> weight. "mixed" keeps its old meaning (both library styles).
 MIXES: dict[str, dict[str, float]] = {
     "mixed": {"0.7": 1, "0.5": 1},
@@ -38,9 +38,12 @@ MIXES: dict[str, dict[str, float]] = {
     "generalist-final": {"0.7": 0.35, "0.5": 0.15, "plain": 0.10, "styled": 0.32, "arithmetic": 0.08},
     # the third stage: a second cool-down leaning harder on the seed's styles, 0.5.0 above all
     "generalist-seed": {"0.7": 0.35, "0.5": 0.30, "plain": 0.07, "styled": 0.22, "arithmetic": 0.06},
+    # the fourth: with the route reading the library's styles by the default model, the generalist leans
+    # on the broad families again, tumbling and scattered characters among them
+    "generalist-wide": {"0.7": 0.12, "0.5": 0.08, "plain": 0.14, "styled": 0.36, "scattered": 0.20, "arithmetic": 0.10},
 }
 #: The mixes whose library styles draw the seed task's texts (see :func:`family_text`).
-GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed")
+GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed", "generalist-wide")
 #: In the generalist mixes the library styles draw the seed task's texts, so its floors keep being trained.
 SEED_TEXT = TextSpec(SEED_ALPHABET, (4, 4))
 SEED_FAMILIES = ("0.7", "0.5")
@@ -127,9 +130,9 @@ def make_family(name: str, fonts: Callable[[], FontSet], plugin: str | None = No
         from .arithmetic import ArithmeticRenderer
 
         return ArithmeticRenderer(fonts())
-    from .styled import PlainRenderer, StyledRenderer
+    from .styled import PlainRenderer, ScatteredRenderer, StyledRenderer
 
-    return {"plain": PlainRenderer, "styled": StyledRenderer}[name](fonts())
+    return {"plain": PlainRenderer, "styled": StyledRenderer, "scattered": ScatteredRenderer}[name](fonts())
 
 
 def family_text(mix: str, family: str, text: TextSpec) -> TextSpec:

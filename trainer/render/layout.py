@@ -4,7 +4,7 @@ filled, outlined or hollow. Every character of the label is drawn; a space only 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image, ImageChops, ImageDraw
 
@@ -74,6 +74,16 @@ def pick_style(rng: random.Random, size: int, difficulty: float) -> TextStyle:
         stroke=max(1, round(size * rng.uniform(0.03, 0.08))),
         colour_per_char=rng.random() < 0.15 + 0.35 * d,
     )
+
+
+def pick_scattered_style(rng: random.Random, size: int, difficulty: float) -> TextStyle:
+    """A :func:`pick_style` whose characters tumble and scatter: rotations up to 35-80 degrees each,
+    baselines wandering up to 45% of the size, wide or overlapping spacing (all growing with ``difficulty``)."""
+    style = pick_style(rng, size, difficulty)
+    d = difficulty
+    return replace(style, rotation=rng.uniform(20 + 15 * d, 35 + 45 * d),
+                   baseline_jitter=rng.uniform(0.1 + 0.1 * d, 0.15 + 0.3 * d),
+                   spacing=rng.uniform(-0.1 - 0.1 * d, 0.2 + 0.6 * rng.random()))
 
 
 def _glyph_masks(char: str, font_path: str, size: int, style: TextStyle) -> tuple[Image.Image, Image.Image | None, tuple[int, int, int, int], float]:

@@ -1,6 +1,7 @@
 """Our own style-randomised captchas on Pillow (families ``styled`` and ``plain``).
 
-One image is drawn in five steps, each randomised and scaled by ``difficulty``: palette and
+The ``scattered`` family is the same with characters that tumble and scatter
+(:class:`ScatteredRenderer`). One image is drawn in five steps, each randomised and scaled by ``difficulty``: palette and
 background; clutter behind the text; the text (fonts, sizes, rotation, spacing, fill); clutter
 across it; geometry (sine, elastic, shear, perspective) and finish (blur, noise, JPEG). The canvas
 is sized around the text, so a label is never cut off, then kept within 60x20..640x360 and aspect
@@ -18,7 +19,7 @@ from PIL import Image, ImageFilter
 from .base import RandomTextMixin
 from .clutter import add_clutter
 from .fonts import FontSet
-from .layout import lay_out, pick_style
+from .layout import TextStyle, lay_out, pick_scattered_style, pick_style
 from .paint import Palette, background, pick_palette
 from .warp import mesh_warp, perspective
 
@@ -90,10 +91,13 @@ class StyledRenderer(RandomTextMixin):
     def palette(self, rng: random.Random, difficulty: float) -> Palette:
         return pick_palette(rng, difficulty)
 
+    def text_style(self, rng: random.Random, difficulty: float) -> TextStyle:
+        return pick_style(rng, font_size(rng, difficulty), difficulty)
+
     def render(self, text: str, rng: random.Random, difficulty: float = 1.0) -> Image.Image:
         difficulty = min(1.0, max(0.0, difficulty))
         palette = self.palette(rng, difficulty)
-        style = pick_style(rng, font_size(rng, difficulty), difficulty)
+        style = self.text_style(rng, difficulty)
         layer = lay_out(text, self.fonts, style, palette, rng)
         warped = self.clutter and rng.random() < 0.3 + 0.5 * difficulty
         size = canvas_size(layer.size, rng, margin=0.08 if warped else 0.02)
@@ -128,3 +132,18 @@ class PlainRenderer(StyledRenderer):
         if rng.random() < 0.6:
             return Palette((255, 255, 255), (200, 255), "light")
         return super().palette(rng, difficulty)
+
+
+class ScatteredRenderer(StyledRenderer):
+    """The styled family with tumbling, scattered characters: each rotated by up to 35-80 degrees, on
+    baselines that wander up to 45% of the font size, spaced wide or overlapping (:func:`pick_scattered_style`)."""
+
+    name = "scattered"
+
+    def render(self, text: str, rng: random.Random, difficulty: float = 1.0) -> Image.Image:
+        # the geometry is this family's point: clutter and warps at a random share of the difficulty, so
+        # that tumbling characters are not also always buried
+        return super().render(text, rng, difficulty * rng.uniform(0.3, 1.0))
+
+    def text_style(self, rng: random.Random, difficulty: float) -> TextStyle:
+        return pick_scattered_style(rng, font_size(rng, difficulty), difficulty)

@@ -1,0 +1,53 @@
+"""More views of one captcha, for a model unsure of its reading.
+
+A model that never saw a site's style often reads it better a little wider, narrower, with a margin
+or with its top and bottom trimmed: the style's proportions then come nearer to those it learnt.
+:func:`other_views` draws those four views; :meth:`~scrapy_captcha.solver.Solver.reread` reads
+them when the first reading's confidence is under the solver's ``views_below`` and keeps the most
+confident reading (the first on a tie). The bundled route does so for the generalist
+(``otherwise_views_below`` in ``weights/auto.json``), whose readings of unseen styles are often
+unsure; a confident reading costs nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from PIL import Image, ImageOps
+
+from .codec import Prediction
+from .image import _flatten
+
+
+def _margin(image: Image.Image) -> Image.Image:
+    """A border of the corner's colour: 6% of the width each side, 15% of the height above and below."""
+    return ImageOps.expand(image, border=(round(image.width * 0.06), round(image.height * 0.15)),
+                           fill=image.getpixel((0, 0)))
+
+
+def _trimmed(image: Image.Image) -> Image.Image:
+    """8% of the height cut from the top and from the bottom."""
+    cut = round(image.height * 0.08)
+    return image.crop((0, cut, image.width, image.height - cut)) if image.height - 2 * cut >= 8 else image
+
+
+def _stretched(factor: float) -> Callable[[Image.Image], Image.Image]:
+    def stretch(image: Image.Image) -> Image.Image:
+        return image.resize((max(8, round(image.width * factor)), image.height), Image.Resampling.BILINEAR)
+    return stretch
+
+
+#: The views besides the image as given, by name.
+VIEWS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "margin": _margin, "trimmed": _trimmed, "wider": _stretched(1.25), "narrower": _stretched(0.8)}
+
+
+def other_views(image: Image.Image) -> list[Image.Image]:
+    """The :data:`VIEWS` of a decoded image (transparency composited over white first)."""
+    image = _flatten(image, "RGB")
+    return [view(image) for view in VIEWS.values()]
+
+
+def most_confident(predictions: Sequence[Prediction]) -> Prediction:
+    """The most confident prediction, the earliest of equals (the image as given comes first)."""
+    return max(predictions, key=lambda prediction: prediction.confidence)

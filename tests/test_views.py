@@ -1,0 +1,95 @@
+"""Other views of a captcha for an unsure model (scrapy_captcha.views): the solver reads them under
+its ``views_below`` confidence and keeps the most confident reading; the bundled route does so for
+the generalist. Real bundled models; images drawn by our renderer."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from io import BytesIO
+
+import pytest
+from PIL import Image
+
+from scrapy_captcha import Solver
+from scrapy_captcha.routing import read_route
+from scrapy_captcha.views import VIEWS, most_confident, other_views
+from scrapy_captcha.weights import BUNDLED_DIR, WeightsError
+from trainer.render import TextSpec, build_drawer
+from trainer.render.base import GENERALIST_ALPHABET
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+LETTERS = GENERALIST_ALPHABET[:62]
+
+
+@pytest.fixture(scope="module")
+def unseen_like():
+    """Our renderer's broadest families: styles no bundled model reads with certainty."""
+    drawer, rng = build_drawer("styled:2,scattered:1", TextSpec(LETTERS, (4, 6))), random.Random(5)
+    return [drawer.draw(rng) for _ in range(60)]
+
+
+class CountingBackend:
+    """A backend that counts its forward passes."""
+
+    def __init__(self, backend):
+        self.backend, self.config, self.path, self.calls = backend, backend.config, backend.path, 0
+
+    def run(self, batch):
+        self.calls += 1
+        return self.backend.run(batch)
+
+
+def test_other_views_keep_the_image_readable_in_any_mode():
+    for image in (Image.new("RGB", (160, 60), "white"), Image.new("P", (70, 30)), Image.new("LA", (90, 40)),
+                  Image.new("RGBA", (8, 8), (0, 0, 0, 0))):
+        views = other_views(image)
+        assert len(views) == len(VIEWS) == 4 and all(view.mode == "RGB" for view in views)
+    margin, trimmed, wider, narrower = other_views(Image.new("RGB", (200, 80), "white"))
+    assert margin.size == (224, 104) and trimmed.size == (200, 68) and wider.size == (250, 80) and narrower.size == (160, 80)
+
+
+def test_the_answer_is_the_most_confident_reading_of_the_views(unseen_like):
+    plain = Solver.from_path("generalist", backend="onnx")
+    always = Solver(plain.backend, views_below=1.01)
+    for image, _ in unseen_like[:12]:
+        readings = [plain.solve(view) for view in [image, *other_views(image)]]
+        assert always.solve(image) == most_confident(readings)
+    images = [image for image, _ in unseen_like[:12]]
+    assert always.solve_batch(images) == [always.solve(image) for image in images]
+
+
+def test_a_confident_reading_costs_no_other_view(unseen_like):
+    counting = CountingBackend(Solver.from_path("generalist", backend="onnx").backend)
+    solver = Solver(counting, views_below=0.8)
+    for image, _ in unseen_like:
+        before = counting.calls
+        prediction = solver.solve(image)
+        first = Solver(counting.backend).solve(image)
+        calls = counting.calls - before  # views that come out equally wide share a forward pass
+        assert calls == 1 if first.confidence >= 0.8 else 2 <= calls <= 1 + len(VIEWS)
+        assert prediction.confidence >= first.confidence and (first.confidence < 0.8 or prediction == first)
+
+
+def test_the_bundled_route_reads_more_views_for_the_generalist_only(unseen_like):
+    route = Solver.from_path("auto")
+    assert route.route.otherwise_views_below == 0.8
+    assert route.expert("first").views_below == 0 and route.expert("otherwise").views_below == 0.8
+    generalist = Solver.from_path("generalist", backend="onnx")
+
+    def right(solver) -> int:
+        return sum(p.text == label for p, (_, label) in zip(solver.solve_batch([i for i, _ in unseen_like]), unseen_like))
+
+    # the route reads our broad styles with the generalist: the views may change an answer, never for much worse
+    assert right(route) >= right(generalist) - 3
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "yes", True])
+def test_a_route_file_with_a_bad_views_threshold_is_refused(tmp_path, value):
+    data = json.loads((BUNDLED_DIR / "auto.json").read_text())
+    data["otherwise_views_below"] = value
+    path = tmp_path / "route.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(WeightsError, match="otherwise_views_below must be a number from 0 to 1"):
+        read_route(path)
