@@ -25,12 +25,15 @@ class LabelError(ValueError):
 @dataclass(frozen=True)
 class Prediction:
     """A solved captcha: the text, the model's confidence in it, and per-character confidences;
-    ``model`` names the model that read it when a route chose one (``"default"``, ``"generalist"``)."""
+    ``model`` names the model that read it when a route chose one (``"default"``, ``"generalist"``);
+    ``other_views`` is True when the model, unsure, also read other views of the image
+    (:mod:`scrapy_captcha.views`) and this is the most confident of those readings."""
 
     text: str
     confidence: float
     char_confidences: tuple[float, ...]
     model: str = ""
+    other_views: bool = False
 
 
 class Codec:

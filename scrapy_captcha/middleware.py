@@ -487,6 +487,8 @@ class CaptchaMiddleware:
         self._inc("solve_time", seconds)
         if prediction.model:  # a route chose the model (CAPTCHA_WEIGHTS = "auto")
             self._inc(f"read_by/{prediction.model}")
+        if prediction.other_views:  # the model was unsure and read other views of the image too
+            self._inc("other_views")
         return prediction
 
     async def _submit(self, request: Request, url: str, page: Response, captcha: CaptchaForm, answer: str) -> tuple[Response, str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -140,7 +140,8 @@ class Solver:
 
         self.viewed += 1
         arrays = [to_array(view, self.config, max_bytes=None, max_pixels=None) for view in other_views(image)]
-        return most_confident([prediction, *(self._decode(row, rules)[0] for row in self._forward(arrays))])
+        best = most_confident([prediction, *(self._decode(row, rules)[0] for row in self._forward(arrays))])
+        return replace(best, other_views=True)
 
     def _forward(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each array's logits, ``(1, T, C)``, batching arrays of equal width."""

@@ -143,6 +143,7 @@ async def test_full_crawl_solves_once_per_session(demo_site, caplog):
     assert outcome.captcha("solve_time") > 0
     # "auto": each reading counted by the model that made it (the default one for ~97% of the library's images)
     assert outcome.captcha("read_by/default") + outcome.captcha("read_by/generalist") == outcome.captcha("attempts")
+    assert not outcome.captcha("other_views") or outcome.captcha("read_by/generalist")  # only the generalist reads other views
     assert outcome.captcha("image_errors") == outcome.captcha("gave_up") == 0
     assert any(r.levelno == logging.INFO and "Solved the captcha" in r.getMessage() and site.url in r.getMessage() for r in caplog.records)
     home = next(page for page in outcome.pages if page.url == site.url + "/")
@@ -156,6 +157,8 @@ async def test_the_default_route_reads_a_style_the_default_model_never_saw_with_
     assert_complete(outcome, site)
     assert outcome.captcha("read_by/generalist") == outcome.captcha("attempts") > 0
     assert not outcome.captcha("read_by/default")
+    # the generalist, unsure of a style it never saw, reads other views of some images; never more than it read
+    assert 0 <= outcome.captcha("other_views") <= outcome.captcha("attempts")
 
 
 @pytest_twisted.ensureDeferred
