@@ -28,7 +28,6 @@ from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput
 if TYPE_CHECKING:
     from PIL import Image
 
-if TYPE_CHECKING:
     from .answers import AnswerRules
     from .backends import Backend
     from .weights import Weights
