@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from trainer.data import label_from_name
 from trainer.metrics import confusions, score
@@ -61,12 +61,14 @@ def read_labelled_folder(folder: Path) -> tuple[list[bytes], list[str]]:
     return images, labels
 
 
+def _in_batches(solve_batch: Callable[[Sequence[bytes]], list[str]], images: Sequence[bytes], size: int) -> list[str]:
+    return [text for start in range(0, len(images), size) for text in solve_batch(images[start:start + size])]
+
+
 def recognise(contender: Contender, test: TestSet, batch_size: int = 64) -> dict[str, Any]:
     """Accuracy figures of ``contender`` on ``test`` (both cases, per character) and the confusions."""
     began = time.perf_counter()
-    predicted: list[str] = []
-    for start in range(0, len(test.images), batch_size):
-        predicted += contender.solve_batch(test.images[start:start + batch_size])
+    predicted = _in_batches(contender.solve_batch, test.images, batch_size)
     seconds = time.perf_counter() - began
     result: dict[str, Any] = score(predicted, test.labels)
     result["confusions"] = [{"true": t, "predicted": p, "count": n} for t, p, n in confusions(predicted, test.labels, top=5)]
@@ -74,7 +76,6 @@ def recognise(contender: Contender, test: TestSet, batch_size: int = 64) -> dict
     result["seconds"] = seconds
     result["examples"] = [{"true": t, "predicted": p} for p, t in zip(predicted, test.labels) if p != t][:5]
     if hasattr(contender, "solve_batch_lower"):  # scrapy-captcha's models: also as set up for an any-case site
-        lower = [text for start in range(0, len(test.images), batch_size)
-                 for text in contender.solve_batch_lower(test.images[start:start + batch_size])]
+        lower = _in_batches(contender.solve_batch_lower, test.images, batch_size)
         result["any_case_lower_setting"] = sum(p == t.lower() for p, t in zip(lower, test.labels)) / max(1, len(test.labels))
     return result

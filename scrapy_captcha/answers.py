@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .arithmetic import is_expression
+from .arithmetic import SYMBOLS, is_expression
 from .codec import Codec, Prediction, as_array, softmax
 from .errors import CaptchaSettingsError
 from .config import ModelConfig
 
 #: Characters that only an arithmetic expression holds.
-EXPRESSION_SYMBOLS = frozenset("+-*×÷=?")
+EXPRESSION_SYMBOLS = frozenset(SYMBOLS)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+#: The symbols a model that reads arithmetic has besides letters and digits (the generalist's), and that
+#: only an expression holds.
+SYMBOLS = "+-*×÷=?"
 #: Operator characters and what they mean; ``x``/``X`` (the letter) is "times" too.
 OPERATORS = {"+": "+", "-": "-", "−": "-", "*": "*", "×": "*", "x": "*", "X": "*", "·": "*", "÷": "/", "/": "/", ":": "/"}
 _LETTER_OPERATORS = {"x", "X"}

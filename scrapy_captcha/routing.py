@@ -186,11 +186,10 @@ class RoutedSolver:
 
     def _read(self, name: str, image: Any, gate_array: np.ndarray, rules: RoutedRules | None) -> Prediction:
         """``name``'s reading of one image, from the gate's array when the model reads the same one."""
-        solver, member = self.experts[name], getattr(self.route, name).name
+        solver, member, model_rules = self.experts[name], getattr(self.route, name).name, self._rules(rules, name)
         if solver.config.input_key == self.gate.config.input_key:
-            prediction = solver.read_array(gate_array, self._rules(rules, name))
-            return replace(solver.reread(image, prediction, self._rules(rules, name)), model=member)
-        return replace(solver.solve(image, self._rules(rules, name)), model=member)
+            return replace(solver.reread(image, solver.read_array(gate_array, model_rules), model_rules), model=member)
+        return replace(solver.solve(image, model_rules), model=member)
 
     def solve_batch(self, images: Sequence[ImageInput], rules: RoutedRules | None = None) -> list[Prediction]:
         """Read several images, each with the model its style calls for."""

@@ -99,13 +99,11 @@ class Solver:
     def solve(self, image: ImageInput, rules: AnswerRules | None = None) -> Prediction:
         """Read the text of one captcha image (``rules``: restrict the answers' case or alphabet)."""
         if self._batcher is None:  # one image, one forward pass: none of solve_batch's grouping
-            image = load_image(image, **self.caps)
-            array = to_array(image, self.config, max_bytes=None, max_pixels=None)
-            return self.reread(image, self._decode(self.backend.run(array[None]), rules)[0], rules)
+            image, array = self._prepare(image)
+            return self.reread(image, self.read_array(array, rules), rules)
         self._batcher.starting()  # before preprocessing: a batch being gathered waits for this image
         try:
-            image = load_image(image, **self.caps)
-            array = to_array(image, self.config, max_bytes=None, max_pixels=None)
+            image, array = self._prepare(image)
         except BaseException:
             self._batcher.abandoned()
             raise
@@ -126,9 +124,14 @@ class Solver:
         model together; different widths are not padded into one batch, so an image reads the same
         whatever else is in its batch.
         """
-        images = [load_image(image, **self.caps) for image in images]
-        logits = self._forward([to_array(image, self.config, max_bytes=None, max_pixels=None) for image in images])
-        return [self.reread(image, self._decode(row, rules)[0], rules) for image, row in zip(images, logits)]
+        prepared = [self._prepare(image) for image in images]
+        logits = self._forward([array for _, array in prepared])
+        return [self.reread(image, self._decode(row, rules)[0], rules) for (image, _), row in zip(prepared, logits)]
+
+    def _prepare(self, image: ImageInput) -> tuple[Image.Image, np.ndarray]:
+        """The decoded image (the caps checked) and the model's array of it; the image is kept for other views."""
+        decoded = load_image(image, **self.caps)
+        return decoded, to_array(decoded, self.config, max_bytes=None, max_pixels=None)
 
     def reread(self, image: Image.Image, prediction: Prediction, rules: AnswerRules | None = None) -> Prediction:
         """``prediction`` of the decoded ``image``; when it is less confident than ``views_below``, the most
@@ -155,7 +158,7 @@ class Solver:
         return logits
 
     def _decode(self, logits: np.ndarray, rules: AnswerRules | None) -> list[Prediction]:
-        rules = rules or self.default_rules
+        rules = rules if rules is not None else self.default_rules
         if rules is not None:
             return rules.decode(logits, self.config)
         if self.config.head == "one-hot":

@@ -8,8 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from scrapy_captcha.arithmetic import SYMBOLS as ARITHMETIC_SYMBOLS
+
 #: The generalist's characters: digits, both cases, and the arithmetic symbols (``x`` doubles as "times").
-ARITHMETIC_SYMBOLS = "+-*×÷=?"
 GENERALIST_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" + ARITHMETIC_SYMBOLS
 
 

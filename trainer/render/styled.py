@@ -1,11 +1,11 @@
-"""Our own style-randomised captchas on Pillow (families ``styled`` and ``plain``).
+"""Our own style-randomised captchas on Pillow (families ``styled``, ``plain`` and ``scattered``).
 
-The ``scattered`` family is the same with characters that tumble and scatter
-(:class:`ScatteredRenderer`). One image is drawn in five steps, each randomised and scaled by ``difficulty``: palette and
+One image is drawn in five steps, each randomised and scaled by ``difficulty``: palette and
 background; clutter behind the text; the text (fonts, sizes, rotation, spacing, fill); clutter
 across it; geometry (sine, elastic, shear, perspective) and finish (blur, noise, JPEG). The canvas
 is sized around the text, so a label is never cut off, then kept within 60x20..640x360 and aspect
-ratios 1.5..8.
+ratios 1.5..8. The ``scattered`` family is the same with characters that tumble and scatter
+(:class:`ScatteredRenderer`).
 """
 
 from __future__ import annotations
