@@ -27,7 +27,7 @@ class Prediction:
     """A solved captcha: the text, the model's confidence in it, and per-character confidences;
     ``model`` names the model that read it when a route chose one (``"default"``, ``"generalist"``);
     ``other_views`` is True when the model, unsure, also read other views of the image
-    (:mod:`scrapy_captcha.views`) and this is the most confident of those readings."""
+    (:mod:`scrapy_captcha.views`) and this is the reading they agreed on."""
 
     text: str
     confidence: float

@@ -12,7 +12,7 @@ An image goes to ``first`` when the gate says at least ``min_gate``; when ``firs
 sure of its answer than ``min_confidence``, ``otherwise`` reads it too and its answer is taken.
 Most images thus cost the gate (a fraction of a millisecond) and one model. When ``otherwise`` is
 less sure of its answer than ``otherwise_views_below`` (default 0: never), it also reads four
-other views of the image and the most confident reading is taken (:mod:`scrapy_captcha.views`).
+other views of the image and the reading they agree on is taken (:mod:`scrapy_captcha.views`).
 Each name is given without a suffix: the onnx backend reads ``NAME.onnx``, torch ``NAME.pt``.
 """
 

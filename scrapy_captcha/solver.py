@@ -46,7 +46,7 @@ class Solver:
     ``batch_window`` (seconds; ``None``: :data:`DEFAULT_BATCH_WINDOW`; 0: off) and ``max_batch``
     bound the micro-batching of concurrent :meth:`solve` calls; a lone solve never waits. A reading
     less confident than ``views_below`` (0: never) is followed by readings of other views of the
-    image, and the most confident is the answer (:meth:`reread`, :mod:`scrapy_captcha.views`).
+    image, and the reading they agree on is the answer (:meth:`reread`, :mod:`scrapy_captcha.views`).
     """
 
     def __init__(self, model: Backend | Weights, device: str = "cpu", *,
@@ -134,15 +134,16 @@ class Solver:
         return decoded, to_array(decoded, self.config, max_bytes=None, max_pixels=None)
 
     def reread(self, image: Image.Image, prediction: Prediction, rules: AnswerRules | None = None) -> Prediction:
-        """``prediction`` of the decoded ``image``; when it is less confident than ``views_below``, the most
-        confident of it and the readings of the image's other views (:func:`~scrapy_captcha.views.other_views`)."""
+        """``prediction`` of the decoded ``image``; when it is less confident than ``views_below``, the reading
+        that it and the readings of the image's other views (:func:`~scrapy_captcha.views.other_views`) agree
+        on (:func:`~scrapy_captcha.views.agreed_reading`)."""
         if prediction.confidence >= self.views_below:
             return prediction
-        from .views import most_confident, other_views
+        from .views import agreed_reading, other_views
 
         self.viewed += 1
         arrays = [to_array(view, self.config, max_bytes=None, max_pixels=None) for view in other_views(image)]
-        best = most_confident([prediction, *(self._decode(row, rules)[0] for row in self._forward(arrays))])
+        best = agreed_reading([prediction, *(self._decode(row, rules)[0] for row in self._forward(arrays))])
         return replace(best, other_views=True)
 
     def _forward(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:

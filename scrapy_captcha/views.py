@@ -3,8 +3,10 @@
 A model that never saw a site's style often reads it better a little wider, narrower, with a margin
 or with its top and bottom trimmed: the style's proportions then come nearer to those it learnt.
 :func:`other_views` draws those four views; :meth:`~scrapy_captcha.solver.Solver.reread` reads
-them when the first reading's confidence is under the solver's ``views_below`` and keeps the most
-confident reading (the first on a tie). The bundled route does so for the generalist
+them when the first reading's confidence is under the solver's ``views_below`` and takes the reading
+the views agree on (:func:`agreed_reading`): a vote of the five readings, each weighted by its
+confidence. On our own mix the vote read 0.8 points more than the most confident reading alone
+(README, "The bundled route"). The bundled route does so for the generalist
 (``otherwise_views_below`` in ``weights/auto.json``), whose readings of unseen styles are often
 unsure; a confident reading costs nothing more.
 """
@@ -48,6 +50,11 @@ def other_views(image: Image.Image) -> list[Image.Image]:
     return [view(image) for view in VIEWS.values()]
 
 
-def most_confident(predictions: Sequence[Prediction]) -> Prediction:
-    """The most confident prediction, the earliest of equals (the image as given comes first)."""
-    return max(predictions, key=lambda prediction: prediction.confidence)
+def agreed_reading(predictions: Sequence[Prediction]) -> Prediction:
+    """The text whose readings' confidences add up to the most, as its most confident reading; the earliest
+    of equals (the image as given comes first)."""
+    support: dict[str, float] = {}
+    for prediction in predictions:  # a dict keeps the order first seen: max() then favours the earliest text
+        support[prediction.text] = support.get(prediction.text, 0.0) + prediction.confidence
+    text = max(support, key=support.__getitem__)
+    return max((p for p in predictions if p.text == text), key=lambda prediction: prediction.confidence)

@@ -1,5 +1,5 @@
 """Other views of a captcha for an unsure model (scrapy_captcha.views): the solver reads them under
-its ``views_below`` confidence and keeps the most confident reading; the bundled route does so for
+its ``views_below`` confidence and keeps the reading they agree on; the bundled route does so for
 the generalist. Real bundled models; images drawn by our renderer."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from PIL import Image
 
 from scrapy_captcha import Solver
 from scrapy_captcha.routing import read_route
-from scrapy_captcha.views import VIEWS, most_confident, other_views
+from scrapy_captcha.codec import Prediction
+from scrapy_captcha.views import VIEWS, agreed_reading, other_views
 from scrapy_captcha.weights import BUNDLED_DIR, WeightsError
 from trainer.render import TextSpec, build_drawer
 from trainer.render.base import GENERALIST_ALPHABET
@@ -49,12 +50,28 @@ def test_other_views_keep_the_image_readable_in_any_mode():
     assert margin.size == (224, 104) and trimmed.size == (200, 68) and wider.size == (250, 80) and narrower.size == (160, 80)
 
 
-def test_the_answer_is_the_most_confident_reading_of_the_views(unseen_like):
+def _reading(text: str, confidence: float) -> Prediction:
+    return Prediction(text, confidence, (confidence,) * len(text))
+
+
+def test_the_views_vote_with_their_confidences():
+    # two readings agreeing outweigh one more confident reading, and the answer is the surer of the two
+    assert agreed_reading([_reading("AB12", 0.6), _reading("A812", 0.3), _reading("XYZ", 0.4),
+                           _reading("A812", 0.35)]) == _reading("A812", 0.35)
+    assert agreed_reading([_reading("AB12", 0.6), _reading("A812", 0.3), _reading("AB12", 0.1),
+                           _reading("A812", 0.35)]) == _reading("AB12", 0.6)
+    assert agreed_reading([_reading("AB12", 0.7), _reading("AB1", 0.3)]) == _reading("AB12", 0.7)
+    # equal support: the earliest text, the image as given first
+    assert agreed_reading([_reading("ab", 0.4), _reading("cd", 0.4)]) == _reading("ab", 0.4)
+    assert agreed_reading([_reading("", 0.1)]) == _reading("", 0.1)
+
+
+def test_the_answer_is_the_reading_the_views_agree_on(unseen_like):
     plain = Solver.from_path("generalist", backend="onnx")
     always = Solver(plain.backend, views_below=1.01)
     for image, _ in unseen_like[:12]:
         readings = [plain.solve(view) for view in [image, *other_views(image)]]
-        assert always.solve(image) == replace(most_confident(readings), other_views=True)
+        assert always.solve(image) == replace(agreed_reading(readings), other_views=True)
     images = [image for image, _ in unseen_like[:12]]
     assert always.solve_batch(images) == [always.solve(image) for image in images]
 
@@ -68,7 +85,7 @@ def test_a_confident_reading_costs_no_other_view(unseen_like):
         first = Solver(counting.backend).solve(image)
         calls = counting.calls - before  # views that come out equally wide share a forward pass
         assert calls == 1 if first.confidence >= 0.8 else 2 <= calls <= 1 + len(VIEWS)
-        assert prediction.confidence >= first.confidence and prediction.other_views == (first.confidence < 0.8)
+        assert prediction.other_views == (first.confidence < 0.8)
         assert first.confidence < 0.8 or prediction == first
 
 
