@@ -1,0 +1,113 @@
+"""``python -m benchmarks.view_rules``: how an unsure model's other views should decide its answer.
+
+Every image of each labelled set is read once as given and once in each view (the four of
+:data:`scrapy_captcha.views.VIEWS`, and with ``--more-views`` nine more); the rules are then scored
+on those same readings, so they differ only in how they choose:
+
+- ``first``: the reading of the image as given (no views);
+- ``most-confident``: under the threshold, the most confident of the readings;
+- ``vote``: under the threshold, :func:`scrapy_captcha.views.agreed_reading` (what the solver does).
+
+Choose on our own sets (``data/generalist-test``); the unseen sets only report what a choice does
+(README, "The bundled route"). Writes ``benchmarks/view_rules.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from PIL import Image, ImageFilter, ImageOps
+
+from scrapy_captcha import Solver
+from scrapy_captcha.codec import Prediction
+from scrapy_captcha.image import _flatten, load_image
+from scrapy_captcha.views import VIEWS, agreed_reading
+
+from .machine import describe
+from .recognition import read_labelled_folder
+
+OUT = Path(__file__).parent / "view_rules.json"
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 1.01)
+
+
+def _stretched(factor: float) -> Callable[[Image.Image], Image.Image]:
+    return lambda image: image.resize((max(8, round(image.width * factor)), image.height), Image.Resampling.BILINEAR)
+
+
+#: Views tried beside :data:`VIEWS` that did not earn a place (README, "The bundled route").
+MORE_VIEWS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "wider-1.5": _stretched(1.5), "narrower-0.65": _stretched(0.65),
+    "twice": lambda image: image.resize((image.width * 2, image.height * 2), Image.Resampling.BICUBIC),
+    "blurred": lambda image: image.filter(ImageFilter.GaussianBlur(0.8)),
+    "median": lambda image: image.filter(ImageFilter.MedianFilter(3)),
+    "thickened": lambda image: image.filter(ImageFilter.MinFilter(3)),
+    "thinned": lambda image: image.filter(ImageFilter.MaxFilter(3)),
+    "autocontrast": lambda image: ImageOps.autocontrast(image, cutoff=1),
+    "grey": lambda image: ImageOps.grayscale(image).convert("RGB"),
+}
+
+RULES: dict[str, Callable[[Sequence[Prediction]], Prediction]] = {
+    "most-confident": lambda readings: max(readings, key=lambda reading: reading.confidence),
+    "vote": agreed_reading,
+}
+
+
+def read_views(solver: Solver, folder: Path, views: dict[str, Callable]) -> list[tuple[str, list[Prediction]]]:
+    """Each image's label and readings: the image as given first, then each view in order."""
+    rows = []
+    for data, label in zip(*read_labelled_folder(folder)):
+        image = _flatten(load_image(data), "RGB")
+        rows.append((label, [solver.solve(view) for view in [image, *(view(image) for view in views.values())]]))
+    return rows
+
+
+def score(rows: list[tuple[str, list[Prediction]]], rule: str, threshold: float, views: int) -> dict[str, float]:
+    """Accuracy both ways when ``rule`` decides readings under ``threshold`` from the first ``views`` views."""
+    exact = any_case = 0
+    for label, readings in rows:
+        answer = readings[0]
+        if rule != "first" and answer.confidence < threshold:
+            answer = RULES[rule](readings[:1 + views])
+        exact += answer.text == label
+        any_case += answer.text.lower() == label.lower()
+    return {"case_sensitive": round(exact / len(rows), 4), "any_case": round(any_case / len(rows), 4)}
+
+
+def measure(solver: Solver, folder: Path, more_views: bool) -> dict[str, Any]:
+    views = {**VIEWS, **(MORE_VIEWS if more_views else {})}
+    rows = read_views(solver, folder, views)
+    result: dict[str, Any] = {"images": len(rows), "first": score(rows, "first", 0, 0)}
+    for rule in RULES:
+        result[rule] = {f"{threshold:g}": score(rows, rule, threshold, len(VIEWS)) for threshold in THRESHOLDS}
+        if more_views:
+            result[f"{rule}, {len(views)} views"] = score(rows, rule, 0.8, len(views))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.view_rules", description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="+", type=Path, help="labelled folders ({index}-{label}.png)")
+    parser.add_argument("--weights", default="generalist", help="one model's weights (default: the bundled generalist)")
+    parser.add_argument("--more-views", action="store_true", help=f"also score all {len(VIEWS) + len(MORE_VIEWS)} views at 0.8")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    solver = Solver.from_path(args.weights, backend="onnx")
+    results = {"command": "python -m benchmarks.view_rules " + " ".join(sys.argv[1:] if argv is None else argv),
+               "machine": describe(), "weights": str(solver.backend.path), "sets": {}}
+    for folder in args.data:
+        result = results["sets"][str(folder)] = measure(solver, folder, args.more_views)
+        vote, confident = result["vote"]["0.8"], result["most-confident"]["0.8"]
+        print(f"{folder}: first {result['first']['case_sensitive']:.1%} / {result['first']['any_case']:.1%}, "
+              f"most confident {confident['case_sensitive']:.1%} / {confident['any_case']:.1%}, "
+              f"vote {vote['case_sensitive']:.1%} / {vote['any_case']:.1%} (cs / any case, views under 0.8)", flush=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
