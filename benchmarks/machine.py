@@ -13,6 +13,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the repository when inside it, so results read the same on every checkout."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (or the platform's best guess elsewhere)."""
     try:

@@ -25,17 +25,13 @@ from PIL import Image, ImageFilter, ImageOps
 from scrapy_captcha import Solver
 from scrapy_captcha.codec import Prediction
 from scrapy_captcha.image import _flatten, load_image
-from scrapy_captcha.views import VIEWS, agreed_reading
+from scrapy_captcha.views import VIEWS, _stretched, agreed_reading
 
-from .machine import describe
+from .machine import describe, shown_path
 from .recognition import read_labelled_folder
 
 OUT = Path(__file__).parent / "view_rules.json"
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 1.01)
-
-
-def _stretched(factor: float) -> Callable[[Image.Image], Image.Image]:
-    return lambda image: image.resize((max(8, round(image.width * factor)), image.height), Image.Resampling.BILINEAR)
 
 
 #: Views tried beside :data:`VIEWS` that did not earn a place (README, "The bundled route").
@@ -97,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     solver = Solver.from_path(args.weights, backend="onnx")
     results = {"command": "python -m benchmarks.view_rules " + " ".join(sys.argv[1:] if argv is None else argv),
-               "machine": describe(), "weights": str(solver.backend.path), "sets": {}}
+               "machine": describe(), "weights": shown_path(solver.backend.path), "sets": {}}
     for folder in args.data:
-        result = results["sets"][str(folder)] = measure(solver, folder, args.more_views)
+        result = results["sets"][shown_path(folder)] = measure(solver, folder, args.more_views)
         vote, confident = result["vote"]["0.8"], result["most-confident"]["0.8"]
         print(f"{folder}: first {result['first']['case_sensitive']:.1%} / {result['first']['any_case']:.1%}, "
               f"most confident {confident['case_sensitive']:.1%} / {confident['any_case']:.1%}, "

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..contenders import Contender, TorchContender
+from ..machine import shown_path
 from ..recognition import TestSet, read_labelled_folder, recognise
 from .draw import MANIFEST
-from .sets import DEFAULT_SEED, REPO, ensure_set, read_manifest
+from .sets import DEFAULT_SEED, ensure_set, read_manifest
 from .styles import STYLES
 
 SET_COMMAND = "python -m benchmarks.unseen.sets"
@@ -44,7 +45,7 @@ def measure(contenders: dict[str, Contender], data_dir: Path, styles: list[str],
             seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Draw any missing set, then score every contender on every style."""
     out: dict[str, Any] = {
-        "count": count, "seed": seed, "data_dir": _shown(data_dir),
+        "count": count, "seed": seed, "data_dir": shown_path(data_dir),
         "make_command": f"{SET_COMMAND} --count {count} --seed {seed}",
         "models": {key: {"label": c.label, "arch": c.arch, "file": str(c.path)} for key, c in contenders.items()},
         "styles": {},
@@ -62,16 +63,8 @@ def measure(contenders: dict[str, Contender], data_dir: Path, styles: list[str],
                   f"{result['sequence_accuracy_case_insensitive']:.1%} any case", flush=True)
         out["styles"][name] = {**{k: manifest.get(k) for k in ("generator", "version", "options", "image_sizes", "alphabet",
                                                                 "lengths", "count", "seed", "fonts", "pillow")},
-                               "folder": _shown(folder), "command": _short_command(manifest, count, seed), "results": results}
+                               "folder": shown_path(folder), "command": _short_command(manifest, count, seed), "results": results}
     return out
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it, so results read the same on every checkout."""
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
 
 
 def _short_command(manifest: dict[str, Any], count: int, seed: int) -> str:

@@ -141,8 +141,8 @@ class ScatteredRenderer(StyledRenderer):
     name = "scattered"
 
     def render(self, text: str, rng: random.Random, difficulty: float = 1.0) -> Image.Image:
-        # the geometry is this family's point: clutter and warps at a random share of the difficulty, so
-        # that tumbling characters are not also always buried
+        # the whole image at a random share of the difficulty (tumbling and scattering too, within the
+        # scattered ranges), so that tumbling characters are not also always buried in clutter and warps
         return super().render(text, rng, difficulty * rng.uniform(0.3, 1.0))
 
     def text_style(self, rng: random.Random, difficulty: float) -> TextStyle:
