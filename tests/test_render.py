@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -261,3 +262,60 @@ def test_preview_draws_a_contact_sheet_with_a_row_per_family(tmp_path, capsys):
 def test_generate_without_out_or_preview_is_an_error(capsys):
     assert cli.main(["generate"]) == 2
     assert "needs OUT and --count" in capsys.readouterr().err
+
+
+def test_stroke_weight_makes_glyphs_heavier_or_thinner_and_keeps_them_whole():
+    from trainer.render.layout import TextStyle, _glyph_masks
+
+    font = next(font.path for fonts in FontSet.discover().families.values() for font in fonts
+                if font.name == "DejaVuSans")
+    ink = {}
+    for weight in (-1, 0, 3):
+        style = TextStyle(size=48, spacing=0, rotation=0, scale_jitter=0, baseline_jitter=0, mixed_fonts=False,
+                          fill="solid", stroke=2, colour_per_char=False, weight=weight)
+        mask, contour, _, _ = _glyph_masks("H", font, 48, style)
+        ink[weight] = int((np.asarray(mask) > 127).sum())
+        assert contour is None and mask.getbbox() is not None
+    assert ink[-1] < ink[0] < ink[3], ink
+
+
+def test_a_hairline_font_is_never_thinned_away():
+    from trainer.render.layout import TextStyle, _glyph_masks
+
+    hairlines = [font.path for fonts in FontSet.discover().families.values() for font in fonts
+                 if any(word in font.name.lower() for word in ("hairline", "thin"))]
+    if not hairlines:
+        pytest.skip("no hairline or thin font installed")
+    def ink(path: str, char: str, weight: int) -> int:
+        style = TextStyle(size=28, spacing=0, rotation=0, scale_jitter=0, baseline_jitter=0, mixed_fonts=False,
+                          fill="solid", stroke=2, colour_per_char=False, weight=weight)
+        return int(np.asarray(_glyph_masks(char, path, 28, style)[0], dtype=np.int64).sum())
+
+    for path in hairlines:
+        for char in "il1ITx":
+            assert ink(path, char, -1) >= 0.4 * ink(path, char, 0) > 0, (path, char)
+
+
+def test_stroke_weights_are_drawn_in_the_shares_the_styles_promise():
+    from trainer.render.layout import pick_style
+
+    rng = random.Random(2)
+    styles = [pick_style(rng, 40, 0.5) for _ in range(2000)]
+    solid = [style.weight for style in styles if style.fill == "solid"]
+    assert 0.12 < sum(w > 0 for w in solid) / len(solid) < 0.28
+    assert 0.05 < sum(w < 0 for w in solid) / len(solid) < 0.15
+    assert all(style.weight == 0 for style in styles if style.fill != "solid"), "outlines keep their own stroke"
+    assert all(pick_style(rng, 20, 0.5).weight >= 0 for _ in range(500)), "small glyphs are never thinned"
+
+
+def test_some_texts_fill_the_image_edge_to_edge_and_some_only_a_corner():
+    from trainer.render.styled import canvas_size
+
+    rng = random.Random(3)
+    fills = []
+    for _ in range(2000):
+        width, height = canvas_size((200, 40), rng, margin=0.02)
+        fills.append((200 / width, 40 / height))
+    edge_to_edge = sum(fx >= 0.9 and fy >= 0.86 for fx, fy in fills) / len(fills)
+    corner = sum(fx <= 0.7 and fy <= 0.5 for fx, fy in fills) / len(fills)
+    assert 0.08 < edge_to_edge < 0.2 and 0.1 < corner < 0.25, (edge_to_edge, corner)

@@ -1,12 +1,13 @@
 """Glyphs and their placement: per-character font, size, rotation, baseline, spacing and overlap,
-filled, outlined or hollow. Every character of the label is drawn; a space only advances."""
+filled, outlined or hollow, in the font's own stroke weight or made heavier or thinner. Every
+character of the label is drawn; a space only advances."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from .fonts import FontSet, load_font
 from .paint import RGB, Palette
@@ -56,6 +57,7 @@ class TextStyle:
     fill: str  # "solid", "outline" (ink with a contour) or "hollow" (contour only)
     stroke: int  # contour width for outline/hollow
     colour_per_char: bool
+    weight: int = 0  # solid glyphs: pixels added around each stroke (> 0), or thinned by one pixel (< 0)
 
 
 def pick_style(rng: random.Random, size: int, difficulty: float) -> TextStyle:
@@ -73,7 +75,19 @@ def pick_style(rng: random.Random, size: int, difficulty: float) -> TextStyle:
         fill=fill,
         stroke=max(1, round(size * rng.uniform(0.03, 0.08))),
         colour_per_char=rng.random() < 0.15 + 0.35 * d,
+        weight=pick_weight(rng, size) if fill == "solid" else 0,
     )
+
+
+def pick_weight(rng: random.Random, size: int) -> int:
+    """Most text in its font's own weight; a fifth much heavier (any font made bold, strokes that touch),
+    and, where the glyphs are large enough to keep their shape, a tenth thinner."""
+    roll = rng.random()
+    if roll < 0.2:
+        return max(1, round(size * rng.uniform(0.02, 0.06)))
+    if roll < 0.3 and size >= 28:
+        return -1
+    return 0
 
 
 def pick_scattered_style(rng: random.Random, size: int, difficulty: float) -> TextStyle:
@@ -90,12 +104,18 @@ def _glyph_masks(char: str, font_path: str, size: int, style: TextStyle) -> tupl
     """The char's ink mask (and contour mask), its box relative to the pen on the baseline, and its advance."""
     font = load_font(font_path, size)
     stroke = style.stroke if style.fill != "solid" else 0
-    left, top, right, bottom = font.getbbox(char, anchor="ls", stroke_width=stroke)
+    heavier = max(0, style.weight) if style.fill == "solid" else 0
+    left, top, right, bottom = font.getbbox(char, anchor="ls", stroke_width=stroke or heavier)
     pad = 2
     canvas = (right - left + 2 * pad, bottom - top + 2 * pad)
     origin = (pad - left, pad - top)
     ink = Image.new("L", canvas, 0)
-    ImageDraw.Draw(ink).text(origin, char, font=font, fill=255, anchor="ls")
+    ImageDraw.Draw(ink).text(origin, char, font=font, fill=255, anchor="ls", stroke_width=heavier, stroke_fill=255)
+    if style.weight < 0 and style.fill == "solid":
+        thinner = ink.filter(ImageFilter.MinFilter(3))
+        # a hairline font would lose its strokes altogether: thin only what keeps most of its ink
+        if ImageStat.Stat(thinner).sum[0] >= 0.4 * ImageStat.Stat(ink).sum[0]:
+            ink = thinner
     contour = None
     if stroke:
         outer = Image.new("L", canvas, 0)

@@ -41,7 +41,10 @@ def font_size(rng: random.Random, difficulty: float) -> int:
 def canvas_size(text_size: tuple[int, int], rng: random.Random, margin: float) -> tuple[int, int]:
     """A canvas the text fills all of or only part of, within the size and aspect limits."""
     tw, th = text_size
-    if rng.random() < 0.8:
+    roll = rng.random()
+    if roll < 0.15:  # text edge to edge, glyphs touching the image's borders
+        fill_x, fill_y = rng.uniform(0.9, 1.0), rng.uniform(0.86, 1.0)
+    elif roll < 0.83:
         fill_x, fill_y = rng.uniform(0.7, 0.95), rng.uniform(0.45, 0.85)
     else:  # text in a corner of a larger image
         fill_x, fill_y = rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.5)
