@@ -39,9 +39,14 @@ class SyntheticCaptcha(ImageCaptcha):
         self.style = style
         self.rng = rng or random.Random()
         self._image_style = style
+        self._glyph_rng = random.Random(self.rng.getrandbits(64))
 
     def generate_image(self, chars: str, bg_color=None, fg_color=None) -> Image:
         self._image_style = self.style if self.style != "mixed" else self.rng.choice(("0.7", "0.5"))
+        # the library adds a random number of spaces (from `secrets`), each drawn by _draw_character: the
+        # 0.5 style's draws come from a source of their own, so that an image takes the same share of
+        # self.rng whatever the library did, and the labels and images drawn after it stay repeatable
+        self._glyph_rng = random.Random(self.rng.getrandbits(64))
         return super().generate_image(chars, bg_color=bg_color, fg_color=fg_color)
 
     def _draw_character(self, c: str, draw: ImageDraw, color) -> Image:
@@ -51,7 +56,7 @@ class SyntheticCaptcha(ImageCaptcha):
 
     def _draw_character_05(self, c: str, draw: ImageDraw, color) -> Image:
         """captcha 0.5.0's ``_draw_character``, line for line."""
-        rng = self.rng
+        rng = self._glyph_rng
         font = rng.choice(self.truefonts)
         left, top, right, bottom = draw.textbbox((0, 0), c, font=font)
         w = int((right - left) * 1.7) or 1
