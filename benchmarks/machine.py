@@ -20,6 +20,7 @@ def shown_path(path: str | Path) -> str:
     except ValueError:
         return str(path)
 
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (or the platform's best guess elsewhere)."""
     try:

@@ -19,8 +19,8 @@ from trainer.render import (FAMILIES, GENERALIST_ALPHABET, MIXES, Drawer, Plugin
                             label_of, parse_mix)
 from trainer.render.base import ARITHMETIC_SYMBOLS
 from trainer.render.fonts import Font, FontSet, MissingFontsError, find_fonts
-from trainer.render.layout import TextLayer
-from trainer.render.styled import ASPECT, MAX_SIZE, MIN_SIZE
+from trainer.render.layout import TextLayer, TextStyle, _glyph_masks, pick_style
+from trainer.render.styled import ASPECT, MAX_SIZE, MIN_SIZE, canvas_size
 
 LETTERS = GENERALIST_ALPHABET.replace(ARITHMETIC_SYMBOLS, "")
 OWN_FAMILIES = ("plain", "styled", "arithmetic")
@@ -264,32 +264,31 @@ def test_generate_without_out_or_preview_is_an_error(capsys):
     assert "needs OUT and --count" in capsys.readouterr().err
 
 
-def test_stroke_weight_makes_glyphs_heavier_or_thinner_and_keeps_them_whole():
-    from trainer.render.layout import TextStyle, _glyph_masks
+def solid_style(size: int, weight: int) -> TextStyle:
+    """Upright solid text of one size, in ``weight``, nothing else varied."""
+    return TextStyle(size=size, spacing=0, rotation=0, scale_jitter=0, baseline_jitter=0, mixed_fonts=False,
+                     fill="solid", stroke=2, colour_per_char=False, weight=weight)
 
+
+def test_stroke_weight_makes_glyphs_heavier_or_thinner_and_keeps_them_whole():
     font = next(font.path for fonts in FontSet.discover().families.values() for font in fonts
                 if font.name == "DejaVuSans")
     ink = {}
     for weight in (-1, 0, 3):
-        style = TextStyle(size=48, spacing=0, rotation=0, scale_jitter=0, baseline_jitter=0, mixed_fonts=False,
-                          fill="solid", stroke=2, colour_per_char=False, weight=weight)
-        mask, contour, _, _ = _glyph_masks("H", font, 48, style)
+        mask, contour, _, _ = _glyph_masks("H", font, 48, solid_style(48, weight))
         ink[weight] = int((np.asarray(mask) > 127).sum())
         assert contour is None and mask.getbbox() is not None
     assert ink[-1] < ink[0] < ink[3], ink
 
 
 def test_a_hairline_font_is_never_thinned_away():
-    from trainer.render.layout import TextStyle, _glyph_masks
-
     hairlines = [font.path for fonts in FontSet.discover().families.values() for font in fonts
                  if any(word in font.name.lower() for word in ("hairline", "thin"))]
     if not hairlines:
         pytest.skip("no hairline or thin font installed")
+
     def ink(path: str, char: str, weight: int) -> int:
-        style = TextStyle(size=28, spacing=0, rotation=0, scale_jitter=0, baseline_jitter=0, mixed_fonts=False,
-                          fill="solid", stroke=2, colour_per_char=False, weight=weight)
-        return int(np.asarray(_glyph_masks(char, path, 28, style)[0], dtype=np.int64).sum())
+        return int(np.asarray(_glyph_masks(char, path, 28, solid_style(28, weight))[0], dtype=np.int64).sum())
 
     for path in hairlines:
         for char in "il1ITx":
@@ -297,8 +296,6 @@ def test_a_hairline_font_is_never_thinned_away():
 
 
 def test_stroke_weights_are_drawn_in_the_shares_the_styles_promise():
-    from trainer.render.layout import pick_style
-
     rng = random.Random(2)
     styles = [pick_style(rng, 40, 0.5) for _ in range(2000)]
     solid = [style.weight for style in styles if style.fill == "solid"]
@@ -309,8 +306,6 @@ def test_stroke_weights_are_drawn_in_the_shares_the_styles_promise():
 
 
 def test_some_texts_fill_the_image_edge_to_edge_and_some_only_a_corner():
-    from trainer.render.styled import canvas_size
-
     rng = random.Random(3)
     fills = []
     for _ in range(2000):

@@ -104,14 +104,15 @@ def _glyph_masks(char: str, font_path: str, size: int, style: TextStyle) -> tupl
     """The char's ink mask (and contour mask), its box relative to the pen on the baseline, and its advance."""
     font = load_font(font_path, size)
     stroke = style.stroke if style.fill != "solid" else 0
-    heavier = max(0, style.weight) if style.fill == "solid" else 0
+    weight = style.weight if style.fill == "solid" else 0
+    heavier = max(0, weight)
     left, top, right, bottom = font.getbbox(char, anchor="ls", stroke_width=stroke or heavier)
     pad = 2
     canvas = (right - left + 2 * pad, bottom - top + 2 * pad)
     origin = (pad - left, pad - top)
     ink = Image.new("L", canvas, 0)
     ImageDraw.Draw(ink).text(origin, char, font=font, fill=255, anchor="ls", stroke_width=heavier, stroke_fill=255)
-    if style.weight < 0 and style.fill == "solid":
+    if weight < 0:
         thinner = ink.filter(ImageFilter.MinFilter(3))
         # a hairline font would lose its strokes altogether: thin only what keeps most of its ink
         if ImageStat.Stat(thinner).sum[0] >= 0.4 * ImageStat.Stat(ink).sum[0]:
