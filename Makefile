@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights generalist-wide-weights generalist-heavy-weights benchmark benchmark-extra unseen-sets django-venv clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights generalist-wide-weights generalist-heavy-weights generalist-echo-weights benchmark benchmark-extra unseen-sets django-venv clean
 
 install: $(VENV)/.installed
 
@@ -193,6 +193,18 @@ GENERALIST_HEAVY_RECIPE := --init runs/generalist-wide/weights.pt --style genera
 generalist-heavy-weights: install system-packages
 	$(PY) -m trainer train --out runs/generalist-heavy $(GENERALIST_HEAVY_RECIPE) \
 		$$(test -f runs/generalist-heavy/checkpoint.pt && echo --resume)
+
+# Stage 9 (README, "The generalist model"), 60 minutes on 2 CPU cores from stage 8's weights: the same mix,
+# in bfloat16 autocast with each drawn image trained on twice and two drawing processes (--precision bf16
+# --echo 2 --workers 2): about twice the steps a float32 minute gave (benchmarks/train_speed.py). As
+# above, copy the weights yourself once the figures hold.
+GENERALIST_ECHO_RECIPE := --init runs/generalist-heavy/weights.pt --style generalist-wide $(GENERALIST_MODEL) \
+	--epochs 40 --steps-per-epoch 500 --workers 2 --precision bf16 --echo 2 --lr 5e-4 --warmup 0.05 --seed 23 \
+	--max-minutes 60 --no-progress
+
+generalist-echo-weights: install system-packages
+	$(PY) -m trainer train --out runs/generalist-echo $(GENERALIST_ECHO_RECIPE) \
+		$$(test -f runs/generalist-echo/checkpoint.pt && echo --resume)
 
 # Fixed test sets (captcha 0.7.1 draws from `secrets`, so a test set must be saved to disk).
 data/test-0.7.1: | install

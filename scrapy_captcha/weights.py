@@ -96,7 +96,8 @@ def save_weights(path: str | Path, model: nn.Module, config: ModelConfig, summar
         "format": FORMAT,
         "version": VERSION,
         "config": config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        # contiguous: a model trained channels-last (trainer on the CPU) saves the same file as any other
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
         "summary": summary or {},
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
