@@ -159,7 +159,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         if main:
             print(f"resumed at step {step} (best so far {best['sequence_accuracy']:.4f})")
     if device.type == "cpu" and config.arch != "seed-vgg":
-        # oneDNN's convolutions run faster on channels-last tensors (the layout only: same weights, same file)
+        # oneDNN's convolutions run faster on channels-last tensors (the layout only: same weights, same file);
+        # the seed's network stays as the notebook ran it, for the benchmark's like-for-like comparison
         model = model.to(memory_format=torch.channels_last)
     if distributed:
         model = DistributedDataParallel(model)
