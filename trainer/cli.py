@@ -143,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: the GPU if there is one)")
     train.add_argument("--echo", type=int, default=1, metavar="N",
                        help="train on each synthetic image N times, freshly augmented each time, in N successive pools: "
-                            "drawing costs more than a step on a few CPU cores (default: 1, every image new)")
+                            "on a few CPU cores drawing competes with training (default: 1, every image new)")
     train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                       help="bf16: bfloat16 autocast, a step about 1.7x as fast on CPUs with AVX512-BF16 or AMX "
+                       help="bf16: bfloat16 autocast, faster on CPUs with AVX512-BF16 or AMX, slower on others "
                             "(default auto: bf16 on a GPU, fp32 on the CPU)")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     _add_generator_options(train)

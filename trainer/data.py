@@ -170,8 +170,8 @@ class SyntheticStream(IterableDataset):
 
     With ``echo`` above 1, each drawn image is used ``echo`` times, in ``echo`` successive pools (so
     never twice in one batch), each time with a fresh augmentation ("data echoing", Choi et al.
-    2019): drawing an image costs more than a training step on it, so on a few CPU cores this trains
-    on more images per minute. With ``echo`` 1 no image is ever seen twice.
+    2019): on a few CPU cores drawing the images competes with training on them, so this trains on
+    more images per minute. With ``echo`` 1 no image is ever seen twice.
     """
 
     def __init__(self, spec: GeneratorSpec, config: ModelConfig, seed: int, transform: Transform | None = None,
