@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -50,6 +50,7 @@ def steps_per_minute(options: list[str], minutes: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .__main__ import _write_atomic
     from .machine import describe
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.splitlines()[0])
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {number + 1}: {name}: {rates[name][-1]:.0f} steps/min", flush=True)
     baseline = statistics.median(rates[next(iter(SETTINGS))])
     results: dict[str, Any] = {
-        "command": "python -m benchmarks.train_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.train_speed", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "machine": describe(),
         "batch_size": 64,
         "settings": {name: {"options": SETTINGS[name], "steps_per_minute": [round(r, 1) for r in values],
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|")
     for name, row in results["settings"].items():
         print(f"| {name} | `{' '.join(row['options'])}` | {row['median']:.0f} | {row['median'] * 64 / 60:.0f} | {row['ratio']:.2f} |")
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    _write_atomic(args.out, json.dumps(results, indent=1) + "\n")
     return 0
 
 

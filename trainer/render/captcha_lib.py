@@ -39,6 +39,8 @@ class SyntheticCaptcha(ImageCaptcha):
         self.style = style
         self.rng = rng or random.Random()
         self._image_style = style
+        # replaced for every image (generate_image); drawn here too because the saved sets' seeds
+        # (data/generalist-test-heavy) were drawn with this first share of self.rng taken
         self._glyph_rng = random.Random(self.rng.getrandbits(64))
 
     def generate_image(self, chars: str, bg_color=None, fg_color=None) -> Image:
