@@ -21,7 +21,7 @@ from trainer.augment import build_augmentation
 from trainer.data import SyntheticStream
 from trainer.generate import GeneratorSpec
 from trainer.render import GENERALIST_ALPHABET
-from trainer.train import autocast
+from trainer.train import TrainConfig, autocast, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,6 +76,12 @@ def test_precision_picks_bfloat16_autocast_or_nothing():
         assert model(torch.ones(1, 4)).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="precision"):
         autocast("fp16", cpu)
+
+
+def test_a_bad_precision_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, not 'fp16'"):
+        run(TrainConfig(out=str(tmp_path / "run"), precision="fp16"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_bf16_echo_run_saves_float32_weights_that_solve_and_resume(tmp_path, capsys):

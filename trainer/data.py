@@ -161,6 +161,11 @@ class Curriculum:
         return self.start + (1.0 - self.start) * min(1.0, progress / self.ramp)
 
 
+# Stands in for the batch size in a pool's size (pool_batches of it) when a stream has none of its own:
+# only direct use, the trainer always passes one.
+UNBATCHED_RUN = 64
+
+
 class SyntheticStream(IterableDataset):
     """An endless stream of freshly drawn captchas.
 
@@ -212,7 +217,7 @@ class SyntheticStream(IterableDataset):
             yield from map(self._augmented, items)
             return
         order = random.Random(self.seed)
-        fresh_per_pool = (self.batch_size or 64) * self.pool_batches
+        fresh_per_pool = (self.batch_size or UNBATCHED_RUN) * self.pool_batches
         earlier: deque[list[tuple[torch.Tensor, str]]] = deque(maxlen=self.echo - 1)
         while True:
             fresh = [next(items) for _ in range(fresh_per_pool)]

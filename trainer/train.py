@@ -78,6 +78,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError("--echo is for the synthetic stream: a folder's images are used once an epoch")
     if cfg.resume and not checkpoint_path.exists():
         raise ValueError(f"--resume: there is no checkpoint at {checkpoint_path}")
+    check_precision(cfg.precision)  # before any process group is set up
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -287,6 +288,12 @@ def validate(model: nn.Module, loader: DataLoader, criterion: Criterion, config:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def check_precision(precision: str) -> None:
+    """Raise ValueError unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+
+
 def autocast(precision: str, device: torch.device) -> Any:
     """The context a forward pass runs in: bfloat16 autocast (weights, optimiser and loss stay float32) or nothing.
 
@@ -294,8 +301,7 @@ def autocast(precision: str, device: torch.device) -> Any:
     the steps a minute on 2 cores, ``benchmarks/train_speed.py``); without them it is slower, so
     ``auto`` keeps float32 there.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_precision(precision)
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
