@@ -26,6 +26,7 @@ from scrapy_captcha import (
     WeightsError,
 )
 from scrapy_captcha.middleware import PRIORITY
+from tests.hostile_site import Outcome as CrawlOutcome
 
 pytestmark = pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundled weights at {BUNDLED_WEIGHTS}")
 
@@ -42,20 +43,11 @@ SMALL = {"categories": 1, "items_per_category": 8}  # home, one listing page, 8 
 
 
 @dataclass
-class Outcome:
-    """What a crawl produced."""
+class Outcome(CrawlOutcome):
+    """What a crawl produced, with the requests made and the items scraped."""
 
     requested: int = 0
-    pages: list[scrapy.http.Response] = field(default_factory=list)
     items: list[dict] = field(default_factory=list)
-    failures: list[Any] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    def captcha(self, key: str) -> Any:
-        return self.stats.get(f"captcha/{key}", 0)
-
-    def errors(self) -> list[BaseException]:
-        return [failure.value for failure in self.failures]
 
 
 class CatalogueSpider(scrapy.Spider):
