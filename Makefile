@@ -218,12 +218,13 @@ generalist-fast-weights: install system-packages
 	$(PY) -m trainer train --out runs/generalist-fast $(GENERALIST_FAST_RECIPE) \
 		$$(test -f runs/generalist-fast/checkpoint.pt && echo --resume)
 
-# Its seed-leaning cool-down, 18 minutes from those weights (148 minutes in all; README, "Within 2.5 hours").
+# Its seed-leaning cool-down, 18 minutes from those weights (run generalist-fast-weights first; 148 minutes in
+# all; README, "Within 2.5 hours").
 GENERALIST_FAST_SEED_RECIPE := --init runs/generalist-fast/weights.pt --style generalist-final $(GENERALIST_MODEL) \
 	--epochs 40 --steps-per-epoch 500 --workers 2 --precision bf16 --echo 2 --lr 5e-4 --warmup 0.05 --seed 32 \
 	--max-minutes 18 --no-progress
 
-generalist-fast-seed-weights: generalist-fast-weights
+generalist-fast-seed-weights: install system-packages
 	$(PY) -m trainer train --out runs/generalist-fast-seed $(GENERALIST_FAST_SEED_RECIPE) \
 		$$(test -f runs/generalist-fast-seed/checkpoint.pt && echo --resume)
 
