@@ -103,12 +103,16 @@ BUNDLED_JUNK_RECIPE := --init runs/bundled/weights.pt --style 0.7:1,0.5:1,junk:0
 BUNDLED_CASE_RECIPE := --init runs/bundled-junk/weights.pt --style 0.7:2,0.5:1,junk:0.05 --length 4 --epochs 40 \
 	--steps-per-epoch 250 --val-size 4000 --max-minutes 60 --lr 3e-4 --warmup 0.05 --batch-size 64 --workers 1 --seed 5
 
+# $(call train_run,NAME,RECIPE): `trainer train` into runs/NAME, resuming from its checkpoint if it has one.
+train_run = $(PY) -m trainer train --out runs/$(1) $(2) $$(test -f runs/$(1)/checkpoint.pt && echo --resume)
+# $(call train_stage,NAME,RECIPE): the same, skipped once finished (runs/NAME/finished), for a stage that
+# the next one starts from.
+train_stage = test -f runs/$(1)/finished || { $(call train_run,$(1),$(2)) && touch runs/$(1)/finished; }
+
 bundled-weights: install
-	test -f runs/bundled/finished || { $(PY) -m trainer train --out runs/bundled $(BUNDLED_RECIPE) \
-		$$(test -f runs/bundled/checkpoint.pt && echo --resume) && touch runs/bundled/finished; }
-	test -f runs/bundled-junk/finished || { $(PY) -m trainer train --out runs/bundled-junk $(BUNDLED_JUNK_RECIPE) \
-		$$(test -f runs/bundled-junk/checkpoint.pt && echo --resume) && touch runs/bundled-junk/finished; }
-	$(PY) -m trainer train --out runs/bundled-case $(BUNDLED_CASE_RECIPE) $$(test -f runs/bundled-case/checkpoint.pt && echo --resume)
+	$(call train_stage,bundled,$(BUNDLED_RECIPE))
+	$(call train_stage,bundled-junk,$(BUNDLED_JUNK_RECIPE))
+	$(call train_run,bundled-case,$(BUNDLED_CASE_RECIPE))
 	cp runs/bundled-case/weights.pt scrapy_captcha/weights/default.pt
 	$(MAKE) --no-print-directory bundled-onnx
 
@@ -148,13 +152,9 @@ GENERALIST_SEED_RECIPE := --init runs/generalist-final/weights.pt --style genera
 	--epochs 200 --lr 5e-4 --warmup 0.03 --seed 4 --max-minutes 125
 
 generalist-weights: install system-packages
-	test -f runs/generalist/finished || { $(PY) -m trainer train --out runs/generalist $(GENERALIST_RECIPE) \
-		$$(test -f runs/generalist/checkpoint.pt && echo --resume) && touch runs/generalist/finished; }
-	test -f runs/generalist-final/finished || { $(PY) -m trainer train --out runs/generalist-final \
-		$(GENERALIST_FINAL_RECIPE) $$(test -f runs/generalist-final/checkpoint.pt && echo --resume) \
-		&& touch runs/generalist-final/finished; }
-	$(PY) -m trainer train --out runs/generalist-seed $(GENERALIST_SEED_RECIPE) \
-		$$(test -f runs/generalist-seed/checkpoint.pt && echo --resume)
+	$(call train_stage,generalist,$(GENERALIST_RECIPE))
+	$(call train_stage,generalist-final,$(GENERALIST_FINAL_RECIPE))
+	$(call train_run,generalist-seed,$(GENERALIST_SEED_RECIPE))
 
 # Stages 4 to 6 (README, "The generalist model"), on one GPU beside 16 CPU cores: 14 processes draw
 # the images, 256 to a batch, each stage a short one-cycle schedule from the last one's weights:
@@ -181,8 +181,7 @@ GENERALIST_WIDE_RECIPE := --init runs/generalist-gpu-final/weights.pt --style ge
 	--lr 7e-4 --warmup 0.05 --seed 21 --max-minutes 90 --no-progress
 
 generalist-wide-weights: install system-packages
-	$(PY) -m trainer train --out runs/generalist-wide $(GENERALIST_WIDE_RECIPE) \
-		$$(test -f runs/generalist-wide/checkpoint.pt && echo --resume)
+	$(call train_run,generalist-wide,$(GENERALIST_WIDE_RECIPE))
 
 # Stage 8 (README, "The generalist model"), 75 minutes on 2 CPU cores from stage 7's weights, the same
 # mix drawn by the renderer that since makes a fifth of solid text heavier, a tenth thinner and 15% of
@@ -191,8 +190,7 @@ GENERALIST_HEAVY_RECIPE := --init runs/generalist-wide/weights.pt --style genera
 	--lr 6e-4 --warmup 0.05 --seed 22 --max-minutes 75 --no-progress
 
 generalist-heavy-weights: install system-packages
-	$(PY) -m trainer train --out runs/generalist-heavy $(GENERALIST_HEAVY_RECIPE) \
-		$$(test -f runs/generalist-heavy/checkpoint.pt && echo --resume)
+	$(call train_run,generalist-heavy,$(GENERALIST_HEAVY_RECIPE))
 
 # Stage 9 (README, "The generalist model"), 60 minutes on 2 CPU cores from stage 8's weights: the same mix,
 # in bfloat16 autocast with each drawn image trained on twice and two drawing processes (--precision bf16
@@ -203,8 +201,7 @@ GENERALIST_ECHO_RECIPE := --init runs/generalist-heavy/weights.pt --style genera
 	--max-minutes 60 --no-progress
 
 generalist-echo-weights: install system-packages
-	$(PY) -m trainer train --out runs/generalist-echo $(GENERALIST_ECHO_RECIPE) \
-		$$(test -f runs/generalist-echo/checkpoint.pt && echo --resume)
+	$(call train_run,generalist-echo,$(GENERALIST_ECHO_RECIPE))
 
 # The generalist from scratch in one run of 130 minutes on 2 CPU cores (README, "The generalist model",
 # "Within 2.5 hours"): stage 7's broad mix, easy to hard, in bfloat16 with each drawn image trained on
@@ -215,8 +212,7 @@ GENERALIST_FAST_RECIPE := --style generalist-wide $(GENERALIST_MODEL) --epochs 2
 	--max-minutes 130 --no-progress
 
 generalist-fast-weights: install system-packages
-	$(PY) -m trainer train --out runs/generalist-fast $(GENERALIST_FAST_RECIPE) \
-		$$(test -f runs/generalist-fast/checkpoint.pt && echo --resume)
+	$(call train_run,generalist-fast,$(GENERALIST_FAST_RECIPE))
 
 # Its seed-leaning cool-down, 18 minutes from those weights (run generalist-fast-weights first; 148 minutes in
 # all; README, "Within 2.5 hours").
@@ -225,8 +221,7 @@ GENERALIST_FAST_SEED_RECIPE := --init runs/generalist-fast/weights.pt --style ge
 	--max-minutes 18 --no-progress
 
 generalist-fast-seed-weights: install system-packages
-	$(PY) -m trainer train --out runs/generalist-fast-seed $(GENERALIST_FAST_SEED_RECIPE) \
-		$$(test -f runs/generalist-fast-seed/checkpoint.pt && echo --resume)
+	$(call train_run,generalist-fast-seed,$(GENERALIST_FAST_SEED_RECIPE))
 
 # Fixed test sets (captcha 0.7.1 draws from `secrets`, so a test set must be saved to disk).
 data/test-0.7.1: | install
