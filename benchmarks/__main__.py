@@ -279,15 +279,24 @@ def worker_all(folder: Path, images: list[bytes], quick: bool) -> dict[str, Any]
     return worker.run_all(folder, images, quick)
 
 
+def unseen_contenders(contenders: dict[str, Any]) -> dict[str, Any]:
+    """Who reads the unseen styles: every bundled model and route (``"auto"``, the middleware's default, among
+    them, as ``python -m benchmarks.unseen`` measures them) and this run's ddddocr."""
+    from .unseen.__main__ import load_contenders
+
+    bundled, _ = load_contenders([], ddddocr=False)
+    bundled.update({k: contenders[k] for k in ("bundled", "ddddocr") if k in contenders})  # the run's own, loaded once
+    return bundled
+
+
 def unseen_all(contenders: dict[str, Any], folder: Path, count: int, argv: list[str]) -> dict[str, Any]:
-    """The bundled model and ddddocr on captchas drawn by other packages (benchmarks/unseen/)."""
+    """The bundled models and route and ddddocr on captchas drawn by other packages (benchmarks/unseen/)."""
     from .unseen.__main__ import section
     from .unseen.sets import DEFAULT_SEED
     from .unseen.styles import STYLES
 
-    chosen = {k: contenders[k] for k in ("bundled", "ddddocr") if k in contenders}
     command = " ".join(["python -m benchmarks", *map(shlex.quote, argv)])
-    return section(chosen, folder, list(STYLES), count, DEFAULT_SEED, command)
+    return section(unseen_contenders(contenders), folder, list(STYLES), count, DEFAULT_SEED, command)
 
 
 def adapt_all(folder: Path, options: dict[str, Any]) -> dict[str, Any]:

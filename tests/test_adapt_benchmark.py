@@ -63,3 +63,17 @@ def test_held_out_score_reads_through_the_crawls_answer_rules(tmp_path: Path) ->
     assert sum(n for pair, n in scored["misread"].items() if pair.startswith("Q->")) >= 3  # QQQQ read as AB3X
     # digits left out of the site's alphabet: no answer can hold one, so the labels with digits are missed
     assert held_out_score(BUNDLED_WEIGHTS, tmp_path, "upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")["right"] == 0
+
+
+def test_adapt_speed_pairs_float32_and_bfloat16_runs_on_one_recording(tmp_path: Path) -> None:
+    from benchmarks.adapt_speed import main
+
+    assert main(["--steps", "4", "--eval-every", "2", "--captchas", "60", "--fresh", "20", "--rounds", "1",
+                 "--out", str(tmp_path / "a.json")]) == 0
+    results = json.loads((tmp_path / "a.json").read_text())
+    assert sum(results["recording"]["verdicts"].values()) == 60 and results["recording"]["verdicts"]["accepted"] > 0
+    assert list(results["settings"]) == ["fp32", "bf16"] and results["settings"]["fp32"]["ratio"] == 1.0
+    for setting in results["settings"].values():
+        (run,) = setting["runs"]
+        assert run["steps_per_minute"] > 0 and 0 <= run["held_out_after"] <= 1 and 0 <= run["fresh_any_case"] <= 1
+    assert 0 <= results["fresh"]["generalist_any_case"] <= 1 and results["fresh"]["captchas"] == 20

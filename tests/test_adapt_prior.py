@@ -3,6 +3,7 @@ penalty, and the site's alphabet and case for the teacher's readings."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -158,8 +159,40 @@ def test_adapt_keeps_the_teacher_to_the_sites_alphabet_and_draws_synthetic_captc
     assert marginal.shape == (8,) and marginal.sum().item() == pytest.approx(1.0)  # aligned over the site's 8 capitals
 
 
+def test_adapt_in_bfloat16_trains_through_every_path_and_keeps_float32_weights(lopsided_recording, tmp_path, monkeypatch,
+                                                                              one_thread):
+    weights, folder = lopsided_recording
+    dtypes: set[torch.dtype] = set()
+
+    class Watching(adapt_module.Criterion):
+        def __call__(self, logits, batch, device):
+            dtypes.add(logits.dtype)
+            return super().__call__(logits, batch, device)
+
+    monkeypatch.setattr(adapt_module, "Criterion", Watching)
+    final = run(AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(weights), steps=4, batch_size=4,
+                            unlabelled_ratio=2, threshold=0.0, holdout=0.2, eval_every=2, progress=False, alphabet="ABCDEFGH",
+                            synthetic_share=1.0, rejected_weight=0.5, align=True, precision="bf16"))
+    # the student's forward passes in bfloat16, the held-out evaluations (which choose the weights kept) in float32
+    assert dtypes == {torch.bfloat16, torch.float32}
+    assert final["pseudo_labels"] + final["dropped_low_confidence"] > 0  # the teacher read in bfloat16 too
+    assert "sequence_accuracy" in final["after"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert all(math.isfinite(row["train_loss"]) for row in metrics["history"])
+    saved = torch.load(tmp_path / "run" / "weights.pt", weights_only=False)["state_dict"]
+    assert {tensor.dtype for tensor in saved.values() if tensor.is_floating_point()} == {torch.float32}
+    # and it resumes in bfloat16 from its checkpoint
+    again = run(AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(weights), steps=6, batch_size=4,
+                            unlabelled_ratio=2, threshold=0.0, holdout=0.2, eval_every=2, progress=False, alphabet="ABCDEFGH",
+                            precision="bf16", resume=True))
+    assert "sequence_accuracy" in again["after"]
+
+
 def test_adapt_rejects_bad_prior_options(lopsided_recording, tmp_path):
     weights, folder = lopsided_recording
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, not 'fp16'"):
+        run(AdaptConfig(folder=str(folder), out=str(tmp_path / "p"), weights=str(weights), steps=1, precision="fp16", progress=False))
+    assert not (tmp_path / "p").exists()
     with pytest.raises(ValueError, match="answer_case"):
         run(AdaptConfig(folder=str(folder), out=str(tmp_path / "a"), weights=str(weights), steps=1, answer_case="title", progress=False))
     with pytest.raises(ValueError, match="--align needs --alphabet"):

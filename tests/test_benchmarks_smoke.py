@@ -52,3 +52,17 @@ def test_readme_performance_tables_match_results() -> None:
     check = subprocess.run([sys.executable, "-m", "benchmarks.report", str(results), "--check-readme", str(readme)],
                            cwd=REPO, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_the_full_runs_unseen_section_reads_with_every_bundled_model_and_the_route():
+    from benchmarks.__main__ import unseen_contenders
+    from benchmarks.contenders import TorchContender
+    from scrapy_captcha.weights import BUNDLED_WEIGHTS, bundled_models, bundled_routes
+
+    bundled, ddddocr = TorchContender("bundled", "scrapy-captcha bundled model", BUNDLED_WEIGHTS), object()
+    chosen = unseen_contenders({"bundled": bundled, "ddddocr": ddddocr, "seed-vgg": object()})
+    # the README's unseen table has a column for each, "auto" (the middleware's default) among them
+    assert list(chosen) == ["bundled", *(f"bundled:{name}" for name in bundled_models()[1:]),
+                            *(f"bundled:{name}" for name in bundled_routes()), "ddddocr"]
+    assert "bundled:auto" in chosen and "bundled:generalist" in chosen
+    assert chosen["bundled"] is bundled and chosen["ddddocr"] is ddddocr  # loaded once for the whole run

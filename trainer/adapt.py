@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from .augment import build_augmentation
 from .data import Collate, DataError
 from .metrics import score
 from .plots import plot_curves, plot_predictions
-from .train import Criterion, one_cycle, seed_everything, validate, write_metrics
+from .train import Criterion, autocast, check_precision, one_cycle, seed_everything, uses_bf16, validate, write_metrics
 
 @dataclass
 class AdaptConfig:
@@ -81,6 +82,7 @@ class AdaptConfig:
     seed: int = 0
     resume: bool = False
     device: str = "cpu"
+    precision: str = "auto"  # as ``trainer train --precision``: "bf16" autocast, "fp32", "auto" (bf16 on a GPU only)
     progress: bool = True
 
 
@@ -142,6 +144,7 @@ def recipe(cfg: AdaptConfig, pool: Pool, start_accuracy: float | None = None) ->
 
 def check(cfg: AdaptConfig) -> AdaptConfig:
     """``cfg`` if its knobs make sense, else a ValueError naming the one at fault."""
+    check_precision(cfg.precision)
     if cfg.answer_case not in ("as-is", "lower", "upper"):
         raise ValueError(f"answer_case must be 'as-is', 'lower' or 'upper', got {cfg.answer_case!r}")
     if cfg.align and not cfg.alphabet:
@@ -172,11 +175,14 @@ class PseudoLabeller:
     strong: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
     counts: dict[str, int]
+    amp: Any = field(default_factory=nullcontext)  # the context the teacher reads in (bfloat16 autocast or nothing)
 
     @torch.no_grad()
     def __call__(self, images: list[torch.Tensor], wrong: list[frozenset[str]]) -> tuple[list[torch.Tensor], list[str]]:
         views = pad_tensor_batch([self.weak(image.float().div(255)) for image in images])
-        readings = teacher_readings(self.teacher(views.to(self.device)), self.config, self.rules, self.align)
+        with self.amp:
+            logits = self.teacher(views.to(self.device))
+        readings = teacher_readings(logits.float(), self.config, self.rules, self.align)
         inputs, targets = [], []
         for image, known_wrong, reading in zip(images, wrong, readings):
             max_length = self.config.max_length
@@ -264,6 +270,9 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
           + ("; distribution alignment" if cfg.align else ""), flush=True)
 
     student = weights.build(device).train()
+    if device.type == "cpu" and uses_bf16(cfg.precision, device):
+        # as in `trainer train`: oneDNN's bfloat16 convolutions want channels-last tensors (layout only, same weights)
+        student = student.to(memory_format=torch.channels_last)
     teacher = copy.deepcopy(student).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -285,7 +294,8 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
         if align is not None and state.get("align"):
             align.load_state_dict(state["align"])
         print(f"resumed at step {step}", flush=True)
-    pseudo_labels = PseudoLabeller(teacher, config, rules, align, cfg.threshold, weak, strong, device, counts)
+    amp = autocast(cfg.precision, device)
+    pseudo_labels = PseudoLabeller(teacher, config, rules, align, cfg.threshold, weak, strong, device, counts, amp)
     val_loader = DataLoader([(image.float().div(255), label) for image, label in zip(held_images, held_labels)], 256, collate_fn=collate)
     rng = torch.Generator().manual_seed(cfg.seed + step)
     started = time.monotonic() - spent * 60
@@ -316,7 +326,8 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
             inputs += views
             targets += texts
         if inputs:
-            logits = student(pad_tensor_batch(inputs).to(device))
+            with amp:
+                logits = student(pad_tensor_batch(inputs).to(device))
             # one forward pass for both kinds (shared batch statistics), each kind averaged on its own
             loss = torch.zeros((), device=device)
             if known:
@@ -326,8 +337,9 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
                 loss = loss + cfg.unlabelled_weight * criterion(logits[known:], rest, device)
             if cfg.rejected_weight and rejected and config.head == "ctc":
                 picked = [rejected[k] for k in torch.randint(len(rejected), (min(cfg.batch_size, len(rejected)),), generator=rng).tolist()]
-                wrong_logits = student(pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i, _ in picked]).to(device))
-                loss = loss + cfg.rejected_weight * known_wrong_penalty(wrong_logits, [answer for _, answer in picked], codec)
+                with amp:
+                    wrong_logits = student(pad_tensor_batch([weak(unlabelled_images[i].float().div(255)) for i, _ in picked]).to(device))
+                loss = loss + cfg.rejected_weight * known_wrong_penalty(wrong_logits.float(), [answer for _, answer in picked], codec)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(student.parameters(), 5.0)
@@ -406,6 +418,5 @@ def save_checkpoint(path: Path, student: nn.Module, teacher: nn.Module, optimize
 
 
 def _no_amp() -> Any:
-    from contextlib import nullcontext
-
+    """Held-out evaluations run in float32 whatever the precision: they choose the weights kept."""
     return nullcontext()

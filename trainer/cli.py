@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     adapt.add_argument("--device", default="cpu")
+    adapt.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="as train's --precision: bf16 (bfloat16 autocast) is faster on CPUs with AVX512-BF16 or AMX, "
+                            "slower on others; auto: bf16 on a GPU, fp32 on the CPU")
     adapt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     export = commands.add_parser("export", help="export a weights file to ONNX for the torch-free runtime",
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             from .adapt import AdaptConfig, run as adapt
 
             options = {k: getattr(args, k) for k in ("steps", "batch_size", "unlabelled_ratio", "lr", "threshold", "holdout",
-                                                     "eval_every", "seed", "resume", "device", "progress",
+                                                     "eval_every", "seed", "resume", "device", "precision", "progress",
                                                      "supervised_share", "labelled_augmentation", "alphabet", "answer_case",
                                                      "balance", "synthetic_share", "rejected_weight", "align")}
             from scrapy_captcha.settings import read_answer_length

@@ -301,10 +301,13 @@ def autocast(precision: str, device: torch.device) -> Any:
     the steps a minute on 2 cores, ``benchmarks/train_speed.py``); without them it is slower, so
     ``auto`` keeps float32 there.
     """
+    return torch.autocast(device.type, dtype=torch.bfloat16) if uses_bf16(precision, device) else nullcontext()
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether ``precision`` means bfloat16 autocast on ``device`` (``auto``: on a GPU only)."""
     check_precision(precision)
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
 def one_cycle(progress: float, peak: float, warmup: float) -> float:
