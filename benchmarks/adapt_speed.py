@@ -27,8 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from scrapy_captcha.weights import weights_path
+
 HERE = Path(__file__).resolve().parent
-GENERALIST = HERE.parent / "scrapy_captcha" / "weights" / "generalist.pt"
+GENERALIST = weights_path("generalist")  # the bundled generalist's .pt
 
 #: name -> ``trainer adapt`` options. The first is the baseline (the default on a CPU).
 SETTINGS: dict[str, list[str]] = {"fp32": ["--precision", "fp32"], "bf16": ["--precision", "bf16"]}

@@ -84,6 +84,14 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
                        help="clutter, warps and contrast of our families, 0 (clean) to 1 (default: 1)")
 
 
+def _add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` of ``train`` and ``adapt``. The choices are ``trainer.train.PRECISIONS``, written out
+    here so that parsing the command line does not import the training loop (matplotlib and all)."""
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="bf16: bfloat16 autocast, faster on CPUs with AVX512-BF16 or AMX, slower on others "
+                             "(default auto: bf16 on a GPU, fp32 on the CPU)")
+
+
 def _spec(args: argparse.Namespace) -> GeneratorSpec:
     style = args.style or ("plugin" if args.generator else "0.7")
     return GeneratorSpec(args.width, args.height, args.alphabet, args.length, tuple(args.font), args.font_sizes, style,
@@ -144,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--echo", type=int, default=1, metavar="N",
                        help="train on each synthetic image N times, freshly augmented each time, in N successive pools: "
                             "on a few CPU cores drawing competes with training (default: 1, every image new)")
-    train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                       help="bf16: bfloat16 autocast, faster on CPUs with AVX512-BF16 or AMX, slower on others "
-                            "(default auto: bf16 on a GPU, fp32 on the CPU)")
+    _add_precision_option(train)
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     _add_generator_options(train)
 
@@ -198,9 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     adapt.add_argument("--device", default="cpu")
-    adapt.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                       help="as train's --precision: bf16 (bfloat16 autocast) is faster on CPUs with AVX512-BF16 or AMX, "
-                            "slower on others; auto: bf16 on a GPU, fp32 on the CPU")
+    _add_precision_option(adapt)
     adapt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     export = commands.add_parser("export", help="export a weights file to ONNX for the torch-free runtime",
