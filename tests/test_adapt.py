@@ -131,6 +131,7 @@ def test_adapt_raises_held_out_accuracy_and_never_targets_a_rejected_answer(reco
             return super().__call__(items)
 
     monkeypatch.setattr(adapt_module, "Collate", Watching)
+    monkeypatch.setattr("trainer.train.cpu_has_bf16", lambda: True)  # a CPU that --precision bf16 would speed up
     config = AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(site_model[0]), steps=40, batch_size=16,
                          unlabelled_ratio=2, threshold=0.0, holdout=0.3, eval_every=20, lr=1e-3, progress=False)  # threshold 0: every reading is a candidate
     final = run(config)
@@ -147,6 +148,7 @@ def test_adapt_raises_held_out_accuracy_and_never_targets_a_rejected_answer(reco
     assert json.loads((out / "metrics.json").read_text())["final"]["held_out"] == final["held_out"]
     printed = capsys.readouterr().out
     assert "held-out accuracy before" in printed and "held-out accuracy after" in printed
+    assert "this CPU has bfloat16 instructions: --precision bf16 ran" in printed  # float32 by default, the hint says why not
 
     # resumable: carries on from the checkpoint's step
     resumed = run(AdaptConfig(**{**config.__dict__, "steps": 45, "resume": True}))

@@ -49,7 +49,7 @@ from .augment import build_augmentation
 from .data import Collate, DataError
 from .metrics import score
 from .plots import plot_curves, plot_predictions
-from .train import Criterion, autocast, check_precision, one_cycle, seed_everything, uses_bf16, validate, write_metrics
+from .train import Criterion, autocast, bf16_hint, check_precision, one_cycle, seed_everything, uses_bf16, validate, write_metrics
 
 @dataclass
 class AdaptConfig:
@@ -268,6 +268,8 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
           + (f"; synthetic share {cfg.synthetic_share:g}" if cfg.synthetic_share else "")
           + (f"; rejected-answer penalty {cfg.rejected_weight:g}" if cfg.rejected_weight else "")
           + ("; distribution alignment" if cfg.align else ""), flush=True)
+    if hint := bf16_hint(cfg.precision, device):
+        print(hint, flush=True)
 
     student = weights.build(device).train()
     if device.type == "cpu" and uses_bf16(cfg.precision, device):

@@ -106,6 +106,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         model = build_model(config).to(device)
     if main:
         print(f"model: {config.arch}, {count_parameters(model):,} parameters, device {device}, {world} process(es)")
+        if hint := bf16_hint(cfg.precision, device):
+            print(hint)
 
     # -- data ------------------------------------------------------------------------------
     transform = build_augmentation() if cfg.augment else None
@@ -308,6 +310,27 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     """Whether ``precision`` means bfloat16 autocast on ``device`` (``auto``: on a GPU only)."""
     check_precision(precision)
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), as torch's CPU dispatch sees them."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence looked up with care
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    except Exception:  # noqa: BLE001 - a probe that fails means no hint, never a failed run
+        return False
+
+
+def bf16_hint(precision: str, device: torch.device) -> str | None:
+    """A line for a float32 run that ``--precision bf16`` would speed up: ``auto`` on a CPU with bfloat16 instructions.
+
+    ``auto`` stays float32 on every CPU (recipes measured in float32 reproduce as they were); the hint
+    says what the flag is worth here.
+    """
+    if precision != "auto" or device.type != "cpu" or not cpu_has_bf16():
+        return None
+    return ("this CPU has bfloat16 instructions: --precision bf16 ran 1.34 times (train) and 1.62 times (adapt) "
+            "the steps a minute on 2 such cores (README, Training speed)")
 
 
 def one_cycle(progress: float, peak: float, warmup: float) -> float:
