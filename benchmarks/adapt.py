@@ -18,10 +18,11 @@ Scenarios, each in its own process (one Twisted reactor per process), each on a 
 django-venv``) whose form uses django-simple-captcha 0.7.0, which draws, stores and checks the
 captchas itself (case-insensitive; the crawl sets ``CAPTCHA_ANSWER_CASE=upper``,
 ``CAPTCHA_ALPHABET`` to its 26 capitals and ``CAPTCHA_ANSWER_LENGTH=4``, as a user who saw its
-captchas would, and adapt keeps to the same: ``--site-alphabet``, ``--site-length``). Its scenarios
-also score the last weights on the 500 held-out django-simple-captcha images of
-``benchmarks/data/unseen/django-simple`` (``make unseen-sets``), a figure with less noise than one
-crawl's captchas.
+captchas would, and adapt keeps to the same: ``--site-alphabet``, ``--site-length``). The django
+and ``pool-<name>`` scenarios also score the starting and the last weights on the package's 500
+held-out images of the unseen-styles table (``benchmarks/data/unseen/<name>``, ``make unseen-sets``;
+drawn with another seed than the pool, and skipped for a pool drawn with the same one), a figure
+with less noise than one crawl's captchas and beside ddddocr's on the same images.
 
 Rates are captchas accepted on the first try / captchas met, on fresh images of each crawl. CPU
 seconds are this process's (all threads) per step; the machine is shared, so wall times vary.
@@ -150,18 +151,17 @@ def check_verdicts(folder: Path, texts: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def held_out_score(weights: Path, folder: Path, answer_case: str, alphabet: str | None,
+def held_out_score(weights: str | Path, folder: Path, answer_case: str, alphabet: str | None,
                    lengths: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Any-case accuracy of ``weights`` on a labelled folder (``{index}-{text}.png``) through the crawl's answer
-    rules, its most common misread characters (position by position) and its readings of the wrong length."""
+    """Any-case accuracy of ``weights`` (a file, a bundled model's name or the route ``"auto"``) on a labelled
+    folder (``{index}-{text}.png``) through the crawl's answer rules, its most common misread characters
+    (position by position) and its readings of the wrong length."""
     import collections
 
-    from scrapy_captcha.answers import answer_rules
     from scrapy_captcha.solver import Solver
-    from scrapy_captcha.weights import load_weights
 
-    solver = Solver(load_weights(weights))
-    rules = answer_rules(solver.config, answer_case, alphabet, lengths)
+    solver = Solver.from_path(weights, backend="torch")
+    rules = solver.answer_rules(answer_case, alphabet, lengths)
     paths = sorted(folder.glob("*.png"))
     texts = [path.stem.split("-", 1)[1] for path in paths]
     readings = [solver.solve(path.read_bytes(), rules=rules).text for path in paths]
@@ -173,6 +173,22 @@ def held_out_score(weights: Path, folder: Path, answer_case: str, alphabet: str 
     right = sum(r.upper() == t.upper() for r, t in zip(readings, texts))
     return {"folder": str(folder), "images": len(texts), "right": right, "rate": right / max(len(texts), 1),
             "misread": dict(misread.most_common(8))}
+
+
+def held_out_folder(style: str, pool_seed: int, root: Path = HERE / "benchmarks" / "data" / "unseen") -> Path | None:
+    """The unseen-styles set of the scenario's captcha package (``make unseen-sets``), if there is one: the
+    package's own images, which no crawl of the scenario served. None for a pool drawn with the set's own
+    seed (the same images)."""
+    from .unseen.sets import read_manifest
+
+    name = "django-simple" if style == "django" else style[len("pool-"):] if style.startswith("pool-") else None
+    folder = root / name if name else None
+    if folder is None or not folder.is_dir():
+        return None
+    if style.startswith("pool-") and (read_manifest(folder) or {}).get("seed") == pool_seed:
+        print(f"  no held-out score: the pool was drawn with {folder}'s own seed {pool_seed}", flush=True)
+        return None
+    return folder
 
 
 def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
@@ -233,12 +249,14 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         if style == "django":  # the site runs in a process of its own: its CPU time is added to the total
             extra["site_cpu_seconds"] = site.cpu_seconds()
         extra["verdicts"] = check_verdicts(out / "recording", truth())
-    held_out = HERE / "benchmarks" / "data" / "unseen" / "django-simple"
-    if style == "django" and held_out.is_dir() and rounds:
+    held_out = held_out_folder(style, args.seed)
+    if held_out is not None and rounds:
         last = out / "recording-runs" / f"round-{rounds}" / "weights.pt"
+        extra["held_out_start"] = held_out_score(args.weights or "default", held_out, answer_case, alphabet, length)
         extra["held_out"] = held_out_score(last, held_out, answer_case, alphabet, length)
-        print(f"  round-{rounds} weights on {extra['held_out']['images']} held-out images: {100 * extra['held_out']['rate']:.1f}%"
-              f" (misread {extra['held_out']['misread']})", flush=True)
+        for key, name in (("held_out_start", "starting weights"), ("held_out", f"round-{rounds} weights")):
+            print(f"  {name} on {extra[key]['images']} held-out images: {100 * extra[key]['rate']:.1f}%"
+                  f" (misread {extra[key]['misread']})", flush=True)
     return {"scenario": args.scenario, "start": start, "rounds": [{**asdict(r), "rate": r.rate} for r in result],
             "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu + extra.get("site_cpu_seconds", 0.0),
             **extra,

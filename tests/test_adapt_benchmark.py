@@ -65,6 +65,19 @@ def test_held_out_score_reads_through_the_crawls_answer_rules(tmp_path: Path) ->
     assert held_out_score(BUNDLED_WEIGHTS, tmp_path, "upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")["right"] == 0
 
 
+def test_held_out_folder_is_the_packages_unseen_set_never_the_pools_own_images(tmp_path: Path) -> None:
+    from benchmarks.adapt import held_out_folder
+
+    for name in ("wheezy", "django-simple"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"seed": 8, "count": 500}))
+    assert held_out_folder("pool-wheezy", 0, tmp_path) == tmp_path / "wheezy"
+    assert held_out_folder("django", 0, tmp_path) == tmp_path / "django-simple"
+    assert held_out_folder("pool-wheezy", 8, tmp_path) is None  # the pool would be the held-out images themselves
+    assert held_out_folder("pool-claptcha", 0, tmp_path) is None  # no set drawn
+    assert held_out_folder("ribbon", 0, tmp_path) is None  # the demo site's own style: no package's set
+
+
 def test_adapt_speed_pairs_float32_and_bfloat16_runs_on_one_recording(tmp_path: Path) -> None:
     from benchmarks.adapt_speed import main
 
