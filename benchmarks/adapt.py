@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=3000, help="images drawn for a pool-<name> style")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", help="weights of the first crawl and adapt (default: the bundled model), e.g. "
-                                          "runs/generalist-pilot/weights.pt")
+                                          "runs/generalist-pilot/weights.pt, or auto: the route, the middleware's default, "
+                                          "whose first adapt starts from the model it picks for the recording")
     parser.add_argument("--adapt-from", help="weights the first adapt starts from instead of --weights (a file or a bundled "
                                              "model's name), e.g. generalist")
     parser.add_argument("--threads", type=int, default=2,

@@ -65,6 +65,22 @@ def test_held_out_score_reads_through_the_crawls_answer_rules(tmp_path: Path) ->
     assert held_out_score(BUNDLED_WEIGHTS, tmp_path, "upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")["right"] == 0
 
 
+def test_the_loop_crawls_with_the_route_and_adapts_the_model_it_picks(tmp_path: Path) -> None:
+    from scrapy_captcha.routing import RoutedSolver
+    from scrapy_captcha.solver import Solver
+
+    command = [sys.executable, "-m", "benchmarks.adapt", "--scenario", "loop:ribbon", "--weights", "auto", "--rounds", "1",
+               "--categories", "1", "--items", "6", "--adapt-steps", "5", "--json", str(tmp_path / "adapt.json"),
+               "--out", str(tmp_path / "runs")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "adapt.json").read_text())[-1]
+    assert result["start"] == "auto" and [r["weights"] for r in result["rounds"]] == ["auto", "round-1"]
+    assert result["rounds"][0]["met"] >= 1
+    adapted = Solver.from_path(tmp_path / "runs" / "loop-ribbon-auto" / "recording-runs" / "round-1" / "weights.pt")
+    assert not isinstance(adapted, RoutedSolver)  # one model, the route's pick for the recording, adapted
+
+
 def test_held_out_folder_is_the_packages_unseen_set_never_the_pools_own_images(tmp_path: Path) -> None:
     from benchmarks.adapt import held_out_folder
 
