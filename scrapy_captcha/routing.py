@@ -19,6 +19,7 @@ Each name is given without a suffix: the onnx backend reads ``NAME.onnx``, torch
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .answers import AnswerRules
     from .backends import Backend
     from .solver import Solver
+
+logger = logging.getLogger(__name__)
 
 ROUTE_FORMAT = "scrapy-captcha-route"
 ROUTE_VERSION = 1
@@ -91,12 +94,18 @@ def read_route(path: str | Path) -> Route:
 
 
 class RoutedRules:
-    """Answer rules for each model of a route (the same settings, each model's own classes)."""
+    """Answer rules for each model of a route (the same settings, each model's own classes).
 
-    def __init__(self, rules: dict[str, AnswerRules | None], alphabets: dict[str, str]):
+    ``unable`` names the models that can give no allowed answer under these settings (a
+    ``CAPTCHA_ANSWER_LENGTH`` longer than the model reads, a ``CAPTCHA_ALPHABET`` it has none of):
+    the route then reads every image with the other model.
+    """
+
+    def __init__(self, rules: dict[str, AnswerRules | None], alphabets: dict[str, str], unable: frozenset[str] = frozenset()):
         self.rules = rules
-        answers = [rules[name].codec.alphabet if rules[name] else alphabets[name] for name in EXPERTS]
-        self.codec = Codec("".join(dict.fromkeys(answers[0] + answers[1])))  # what answers can hold, either model
+        self.unable = unable
+        answers = [rules[name].codec.alphabet if rules[name] else alphabets[name] for name in EXPERTS if name not in unable]
+        self.codec = Codec("".join(dict.fromkeys("".join(answers))))  # what answers can hold, either able model
 
 
 class RoutedSolver:
@@ -150,13 +159,34 @@ class RoutedSolver:
 
     def answer_rules(self, answer_case: str, alphabet: str | None,
                      lengths: tuple[int, int] | None = None) -> RoutedRules | None:
-        """:func:`~scrapy_captcha.answers.answer_rules` for each model; ``None`` when nothing changes."""
-        from .answers import answer_rules
+        """:func:`~scrapy_captcha.answers.answer_rules` for each model; ``None`` when nothing changes.
 
-        rules = {name: answer_rules(solver.config, answer_case, alphabet, lengths) for name, solver in self.experts.items()}
-        if all(rule is None for rule in rules.values()):
+        A model that can give no allowed answer under the settings is left out (:class:`RoutedRules`,
+        logged); :class:`~scrapy_captcha.errors.CaptchaSettingsError` when neither can.
+        """
+        from .answers import answer_rules
+        from .errors import CaptchaSettingsError
+
+        rules: dict[str, AnswerRules | None] = {}
+        refused: dict[str, str] = {}
+        for name, solver in self.experts.items():
+            try:
+                rules[name] = answer_rules(solver.config, answer_case, alphabet, lengths)
+            except CaptchaSettingsError as exc:
+                rules[name], refused[name] = None, str(exc)
+        if len(refused) == len(EXPERTS):
+            raise CaptchaSettingsError(f"neither model of the route {self.route.path} can answer under these settings: "
+                                       + "; ".join(f"{self._member(name)}: {why}" for name, why in refused.items()))
+        for name, why in refused.items():
+            other = "otherwise" if name == "first" else "first"
+            logger.warning("%s; the route %s reads every captcha with %s instead of %s",
+                           why, self.route.path, self._member(other), self._member(name))
+        if not refused and all(rule is None for rule in rules.values()):
             return None
-        return RoutedRules(rules, {name: solver.config.alphabet for name, solver in self.experts.items()})
+        return RoutedRules(rules, {name: solver.config.alphabet for name, solver in self.experts.items()}, frozenset(refused))
+
+    def _member(self, name: str) -> str:
+        return f"its {name!r} model ({getattr(self.route, name).name})"
 
     def style_scores(self, images: Sequence[ImageInput]) -> list[float]:
         """The gate's probability that each image is in the ``first`` model's style."""
@@ -175,6 +205,10 @@ class RoutedSolver:
         """Read one image (the middleware's call: no batch bookkeeping)."""
         image = load_image(image, **self.caps)
         array = to_array(image, self.gate.config)
+        only = _only_able(rules)
+        if only is not None:  # the other model can give no allowed answer: no gate, no second opinion
+            self.routed[only] += 1
+            return self._read(only, image, array, rules)
         logit = float(np.asarray(self.gate.run(array[None])).reshape(-1)[0])
         if _sigmoid(logit) >= self.route.min_gate:
             prediction = self._read("first", image, array, rules)
@@ -194,6 +228,11 @@ class RoutedSolver:
     def solve_batch(self, images: Sequence[ImageInput], rules: RoutedRules | None = None) -> list[Prediction]:
         """Read several images, each with the model its style calls for."""
         images = [load_image(image, **self.caps) for image in images]  # decoded once, for the gate and the models
+        only = _only_able(rules)
+        if only is not None:
+            self.routed[only] += len(images)
+            name = getattr(self.route, only).name
+            return [replace(p, model=name) for p in self.experts[only].solve_batch(images, self._rules(rules, only))]
         chosen = [score >= self.route.min_gate for score in self.style_scores(images)]
         answers: list[Prediction | None] = [None] * len(images)
         firsts = [i for i, first in enumerate(chosen) if first]
@@ -219,6 +258,13 @@ class RoutedSolver:
     @staticmethod
     def _rules(rules: RoutedRules | None, name: str) -> AnswerRules | None:
         return rules.rules[name] if rules is not None else None
+
+
+def _only_able(rules: RoutedRules | None) -> str | None:
+    """The one model that can answer under ``rules`` when the other cannot; None when both can."""
+    if rules is None or not rules.unable:
+        return None
+    return next(name for name in EXPERTS if name not in rules.unable)
 
 
 def _sigmoid(logit: float) -> float:

@@ -349,6 +349,13 @@ def test_bad_settings_are_refused_at_start_up(settings, message):
         build(**settings)
 
 
+def test_a_length_only_the_generalist_reads_is_taken_by_the_route_not_refused(caplog):
+    # bettercaptcha's 12 characters: the route's default model reads at most 8, its generalist 12
+    middleware = build(CAPTCHA_ANSWER_LENGTH=12)
+    assert middleware.rules.unable == {"first"} and middleware.rules.rules["otherwise"].lengths == (12, 12)
+    assert "reads every captcha with its 'otherwise' model (generalist)" in caplog.text
+
+
 def test_harvest_dir_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -17,6 +17,7 @@ from scrapy.settings import Settings
 from scrapy_captcha import Solver
 from scrapy_captcha.backends import resolve
 from scrapy_captcha.codec import SEED_ALPHABET
+from scrapy_captcha.errors import CaptchaSettingsError
 from scrapy_captcha.routing import RoutedSolver, read_route
 from scrapy_captcha.settings import read_settings
 from scrapy_captcha.weights import BUNDLED_DIR, WeightsError, bundled_routes, weights_path
@@ -126,6 +127,24 @@ def test_answer_rules_apply_to_both_models(route, seed_style, other_styles):
         assert prediction.text == prediction.text.lower()
     as_is = route.answer_rules("as-is", None)  # the generalist keeps its symbols to expressions; the default has none
     assert as_is.rules["first"] is None and as_is.rules["otherwise"].plain is not None
+
+
+def test_settings_only_one_model_can_answer_send_every_image_to_it(route, seed_style, caplog):
+    generalist = read_route(AUTO).otherwise.name
+    # 12 characters (the default model reads at most 8); 'l' and 'o' (not in the default model's alphabet)
+    for rules in (route.answer_rules("as-is", None, (12, 12)), route.answer_rules("as-is", "lo")):
+        assert rules.unable == {"first"} and rules.rules["first"] is None
+        before = dict(route.routed)
+        images = [image for image, _ in seed_style[:4]]  # the gate would send these to the default model
+        readings = [route.solve(images[0], rules), *route.solve_batch(images[1:], rules)]
+        assert {p.model for p in readings} == {generalist}
+        assert route.routed["otherwise"] - before["otherwise"] == 4 and route.routed["first"] == before["first"]
+    assert all(len(p.text) in (0, 12) for p in [route.solve(image, route.answer_rules("as-is", None, (12, 12)))
+                                                  for image, _ in seed_style[:3]])
+    assert "reads every captcha with its 'otherwise' model (generalist) instead of its 'first' model (default)" in caplog.text
+    with pytest.raises(CaptchaSettingsError, match=r"neither model of the route .*auto\.json can answer.*"
+                                                   r"\(default\): CAPTCHA_ANSWER_LENGTH 13-13.*\(generalist\): CAPTCHA_ANSWER_LENGTH 13-13"):
+        route.answer_rules("as-is", None, (13, 13))
 
 
 def route_file(folder: Path, **changes) -> Path:
