@@ -85,3 +85,28 @@ def test_unlabelled_files_are_still_refused(mixed_folder, tmp_path, capsys):
     (folder / "nolabel.png").write_bytes(next(mixed_folder.iterdir()).read_bytes())
     assert cli.main(["evaluate", "--data", str(folder)]) == 2
     assert "nolabel.png: no label in the file name" in capsys.readouterr().err
+
+
+def test_evaluate_reads_as_the_middlewares_answer_settings(mixed_folder, tmp_path, capsys):
+    report = tmp_path / "eval.json"
+    assert cli.main(["evaluate", "--data", str(mixed_folder), "--json", str(report)]) == 0
+    plain = json.loads(report.read_text())
+    assert plain["answer_rules"] is None
+    assert cli.main(["evaluate", "--data", str(mixed_folder), "--json", str(report), "--answer-case", "upper"]) == 0
+    upper = json.loads(report.read_text())
+    assert upper["answer_rules"] == {"answer_case": "upper", "alphabet": None, "answer_length": None}
+    assert all(m["predicted"] == m["predicted"].upper() for m in upper["mistakes"])
+    assert upper["sequence_accuracy_case_insensitive"] == plain["sequence_accuracy_case_insensitive"]
+    assert "answers read as the middleware's  CAPTCHA_ANSWER_CASE upper" in capsys.readouterr().out
+    # five characters on four-character captchas: every answer five long (or none), none right
+    assert cli.main(["evaluate", "--data", str(mixed_folder), "--json", str(report), "--answer-length", "5"]) == 0
+    five = json.loads(report.read_text())
+    assert five["sequence_accuracy"] == 0 and all(len(m["predicted"]) in (0, 5) for m in five["mistakes"])
+    assert "CAPTCHA_ANSWER_LENGTH 5" in capsys.readouterr().out
+    # the route answers a length only its generalist reads (the default model reads at most 8)
+    assert cli.main(["evaluate", "--data", str(mixed_folder), "--weights", "auto", "--json", str(report),
+                     "--answer-length", "12"]) == 0
+    assert all(len(m["predicted"]) in (0, 12) for m in json.loads(report.read_text())["mistakes"])
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--data", str(mixed_folder), "--answer-length", "four"]) == 2
+    assert "CAPTCHA_ANSWER_LENGTH must be a number of characters (4) or a range (4-6), got 'four'" in capsys.readouterr().err

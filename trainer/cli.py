@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--arithmetic", action="store_true",
                     help="labels are the results of arithmetic captchas ({index}-{result}.png): score the answers, not the readings")
+    ev.add_argument("--answer-case", choices=("as-is", "lower", "upper"), default="as-is",
+                    help="read as the middleware with CAPTCHA_ANSWER_CASE (default: as-is)")
+    ev.add_argument("--alphabet", help="read as the middleware with CAPTCHA_ALPHABET: answers hold only these characters")
+    ev.add_argument("--answer-length", help="read as the middleware with CAPTCHA_ANSWER_LENGTH: 4 or a range 4-6")
 
     adapt = commands.add_parser("adapt", help="fine-tune on a CAPTCHA_HARVEST_DIR recording (few or no hand labels)",
                                 description="Accepted answers and hand labels as labels, the other images as "
@@ -298,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
 
             serve(args.folder, args.weights, args.port)
         else:
+            from scrapy_captcha.settings import read_answer_length
+
             from .evaluate import evaluate, format_report
 
             result = evaluate(args.data, args.weights, args.batch_size, allow_skip=args.allow_skip, device=args.device,
-                              arithmetic=args.arithmetic)
+                              arithmetic=args.arithmetic, answer_case=args.answer_case, alphabet=args.alphabet,
+                              answer_length=read_answer_length(args.answer_length))
             print(format_report(result))
             if args.json:
                 args.json.write_text(json.dumps(result, indent=2))

@@ -28,12 +28,15 @@ class _AnyCharacters(Codec):
 
 
 def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: int = 256, latency_samples: int = 100,
-             allow_skip: bool = False, device: str = "cpu", arithmetic: bool = False) -> dict[str, Any]:
+             allow_skip: bool = False, device: str = "cpu", arithmetic: bool = False, answer_case: str = "as-is",
+             alphabet: str | None = None, answer_length: tuple[int, int] | None = None) -> dict[str, Any]:
     """Score ``weights`` (default: the bundled model) on every labelled image in ``data``.
 
     With ``arithmetic`` the labels are the results (``{index}-{result}.png``) and each reading is
     scored by the answer the middleware would submit (:func:`~scrapy_captcha.arithmetic.solve_expression`;
-    a reading that is no expression is a miss).
+    a reading that is no expression is a miss). ``answer_case``, ``alphabet`` and ``answer_length``
+    read as the middleware does with ``CAPTCHA_ANSWER_CASE``, ``CAPTCHA_ALPHABET`` and
+    ``CAPTCHA_ANSWER_LENGTH`` (a folded case scores case-sensitively against the labels as they are).
 
     A label with characters outside the model's alphabet is scored like any other (those
     characters can only be misses) and counted in ``labels_outside_alphabet``.
@@ -46,16 +49,19 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
     images = [path.read_bytes() for path, _ in samples]
     truth = [label for _, label in samples]
     outside = sorted({c for label in truth for c in label if c not in config.alphabet})
-    predicted = [p.text for start in range(0, len(images), batch_size) for p in solver.solve_batch(images[start:start + batch_size])]
+    ruled = answer_case != "as-is" or alphabet is not None or answer_length is not None
+    rules = solver.answer_rules(answer_case, alphabet, answer_length) if ruled else None  # as the middleware's settings
+    predicted = [p.text for start in range(0, len(images), batch_size)
+                 for p in solver.solve_batch(images[start:start + batch_size], rules)]
     readings = predicted
     if arithmetic:
         predicted = [arithmetic_answer(text, True)[0] or "" for text in readings]
     for image in images[:3]:  # warm-up: the first calls pay for allocations
-        solver.solve(image)
+        solver.solve(image, rules)
     latencies = []
     for image in images[:latency_samples]:  # one image at a time, as in a crawl
         began = time.perf_counter()
-        solver.solve(image)
+        solver.solve(image, rules)
         latencies.append((time.perf_counter() - began) * 1000)
     return {
         **score(predicted, truth),
@@ -72,6 +78,7 @@ def evaluate(data: str | Path, weights: str | Path | None = None, batch_size: in
         "mistakes": [{"file": path.name, "predicted": p, **({"reading": r} if arithmetic else {})}
                      for (path, t), p, r in zip(samples, predicted, readings) if p != t][:50],
         "arithmetic": arithmetic,
+        "answer_rules": {"answer_case": answer_case, "alphabet": alphabet, "answer_length": answer_length} if ruled else None,
     }
 
 
@@ -86,6 +93,12 @@ def format_report(result: dict[str, Any]) -> str:
         ("latency per image (median)", f"{result['latency_ms_median']:.2f} ms"),
         ("model", f"{result['arch']}, {result['parameters']:,} parameters"),
     ]
+    if result.get("answer_rules"):
+        rules = result["answer_rules"]
+        rows.append(("answers read as the middleware's", ", ".join(
+            f"{name} {value if name != 'CAPTCHA_ANSWER_LENGTH' else '-'.join(map(str, dict.fromkeys(value)))}"
+            for name, value in (("CAPTCHA_ANSWER_CASE", rules["answer_case"]), ("CAPTCHA_ALPHABET", rules["alphabet"]),
+                                ("CAPTCHA_ANSWER_LENGTH", rules["answer_length"])) if value not in (None, "as-is"))))
     if "labels_outside_alphabet" in result:
         outside = result["labels_outside_alphabet"]
         rows.append(("labels the model cannot produce", f"{outside}" + (
