@@ -110,3 +110,9 @@ def test_evaluate_reads_as_the_middlewares_answer_settings(mixed_folder, tmp_pat
     capsys.readouterr()
     assert cli.main(["evaluate", "--data", str(mixed_folder), "--answer-length", "four"]) == 2
     assert "CAPTCHA_ANSWER_LENGTH must be a number of characters (4) or a range (4-6), got 'four'" in capsys.readouterr().err
+
+
+def test_the_cli_offers_the_middlewares_answer_cases():
+    from scrapy_captcha.settings import ANSWER_CASES
+
+    assert cli.ANSWER_CASES == ANSWER_CASES  # written out in trainer/cli.py to keep Scrapy out of its imports

@@ -84,6 +84,11 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
                        help="clutter, warps and contrast of our families, 0 (clean) to 1 (default: 1)")
 
 
+#: CAPTCHA_ANSWER_CASE's values (``scrapy_captcha.settings.ANSWER_CASES``, written out here: importing the
+#: settings module imports Scrapy, half a second on every CLI call).
+ANSWER_CASES = ("as-is", "lower", "upper")
+
+
 def _add_precision_option(parser: argparse.ArgumentParser) -> None:
     """``--precision`` of ``train`` and ``adapt``. The choices are ``trainer.train.PRECISIONS``, written out
     here so that parsing the command line does not import the training loop (matplotlib and all)."""
@@ -166,10 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--arithmetic", action="store_true",
                     help="labels are the results of arithmetic captchas ({index}-{result}.png): score the answers, not the readings")
-    ev.add_argument("--answer-case", choices=("as-is", "lower", "upper"), default="as-is",
+    ev.add_argument("--answer-case", choices=ANSWER_CASES, default="as-is",
                     help="read as the middleware with CAPTCHA_ANSWER_CASE (default: as-is)")
     ev.add_argument("--alphabet", help="read as the middleware with CAPTCHA_ALPHABET: answers hold only these characters")
-    ev.add_argument("--answer-length", help="read as the middleware with CAPTCHA_ANSWER_LENGTH: 4 or a range 4-6")
+    ev.add_argument("--answer-length", metavar="N or MIN-MAX", help="read as the middleware with CAPTCHA_ANSWER_LENGTH")
 
     adapt = commands.add_parser("adapt", help="fine-tune on a CAPTCHA_HARVEST_DIR recording (few or no hand labels)",
                                 description="Accepted answers and hand labels as labels, the other images as "
@@ -191,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--holdout", type=float, default=0.15, help="share of the labelled images held out")
     adapt.add_argument("--alphabet", help="the characters the site draws (as CAPTCHA_ALPHABET): the teacher's readings keep "
                                           "to them, the synthetic prior draws them, the model grows any it lacks")
-    adapt.add_argument("--answer-case", choices=("as-is", "lower", "upper"), default="as-is",
+    adapt.add_argument("--answer-case", choices=ANSWER_CASES, default="as-is",
                        help="the case the site expects (as CAPTCHA_ANSWER_CASE): the teacher's readings are folded to it")
     adapt.add_argument("--answer-length", metavar="N or MIN-MAX",
                        help="how many characters the site's answers have (as CAPTCHA_ANSWER_LENGTH): the teacher's readings keep to it")

@@ -93,12 +93,16 @@ def format_report(result: dict[str, Any]) -> str:
         ("latency per image (median)", f"{result['latency_ms_median']:.2f} ms"),
         ("model", f"{result['arch']}, {result['parameters']:,} parameters"),
     ]
-    if result.get("answer_rules"):
-        rules = result["answer_rules"]
-        rows.append(("answers read as the middleware's", ", ".join(
-            f"{name} {value if name != 'CAPTCHA_ANSWER_LENGTH' else '-'.join(map(str, dict.fromkeys(value)))}"
-            for name, value in (("CAPTCHA_ANSWER_CASE", rules["answer_case"]), ("CAPTCHA_ALPHABET", rules["alphabet"]),
-                                ("CAPTCHA_ANSWER_LENGTH", rules["answer_length"])) if value not in (None, "as-is"))))
+    if rules := result.get("answer_rules"):
+        settings = []
+        if rules["answer_case"] != "as-is":
+            settings.append(f"CAPTCHA_ANSWER_CASE {rules['answer_case']}")
+        if rules["alphabet"] is not None:
+            settings.append(f"CAPTCHA_ALPHABET {rules['alphabet']}")
+        if rules["answer_length"] is not None:
+            shortest, longest = rules["answer_length"]
+            settings.append(f"CAPTCHA_ANSWER_LENGTH {shortest}" + (f"-{longest}" if longest != shortest else ""))
+        rows.append(("answers read as the middleware's", ", ".join(settings)))
     if "labels_outside_alphabet" in result:
         outside = result["labels_outside_alphabet"]
         rows.append(("labels the model cannot produce", f"{outside}" + (
