@@ -22,7 +22,9 @@ captchas would, and adapt keeps to the same: ``--site-alphabet``, ``--site-lengt
 and ``pool-<name>`` scenarios also score the starting and the last weights on the package's 500
 held-out images of the unseen-styles table (``benchmarks/data/unseen/<name>``, ``make unseen-sets``;
 drawn with another seed than the pool, and skipped for a pool drawn with the same one), a figure
-with less noise than one crawl's captchas and beside ddddocr's on the same images.
+with less noise than one crawl's captchas and beside ddddocr's on the same images: the starting
+weights as the first crawl read, the last ones with the length and case the crawls learned from the
+site's accepted answers (``CAPTCHA_LEARN_AFTER``; ``--learn-after 0`` for none).
 
 Rates are captchas accepted on the first try / captchas met, on fresh images of each crawl. CPU
 seconds are this process's (all threads) per step; the machine is shared, so wall times vary.
@@ -175,6 +177,16 @@ def held_out_score(weights: str | Path, folder: Path, answer_case: str, alphabet
             "misread": dict(misread.most_common(8))}
 
 
+def learned_shape(recording: Path, learn_after: int | None):
+    """What the crawls learned from the site's accepted answers (CAPTCHA_LEARN_AFTER), as the middleware decides it."""
+    from scrapy_captcha.learning import LEARN_AFTER, answer_shape
+    from scrapy_captcha.recording import ACCEPTED, read_attempts
+
+    after = LEARN_AFTER if learn_after is None else learn_after
+    accepted = [a.answer for a in read_attempts(recording) if a.verdict == ACCEPTED and a.answer]
+    return answer_shape(accepted[:after], after)
+
+
 def held_out_folder(style: str, pool_seed: int, root: Path = HERE / "benchmarks" / "data" / "unseen") -> Path | None:
     """The unseen-styles set of the scenario's captcha package (``make unseen-sets``), if there is one: the
     package's own images, which no crawl of the scenario served. None for a pool drawn with the set's own
@@ -231,7 +243,8 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         args.site_length = LENGTH if args.site_length is None else args.site_length
     alphabet = args.site_alphabet or None
     length = (args.site_length, args.site_length) if args.site_length else None
-    demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps),
+    learning = [] if args.learn_after is None else ["-s", f"CAPTCHA_LEARN_AFTER={args.learn_after}"]
+    demo_args = parse_args(["--adapt", "--rounds", str(rounds), "--adapt-steps", str(args.adapt_steps), *learning,
                             *(["--weights", args.weights] if args.weights else []),
                             *(["--adapt-from", args.adapt_from] if args.adapt_from else []),
                             "--record-dir", str(out / "recording"), "-s", f"CAPTCHA_MAX_ATTEMPTS={args.max_attempts}",
@@ -240,7 +253,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
                             *(["-s", f"CAPTCHA_ANSWER_LENGTH={args.site_length}"] if length else [])])
     demo_args.adapt_options = {"alphabet": alphabet, "answer_case": answer_case, "answer_length": length, "balance": args.balance,
                                "synthetic_share": args.synthetic_share, "rejected_weight": args.rejected_weight,
-                               "align": args.align}
+                               "align": args.align, **({} if args.learn_after is None else {"learn_after": args.learn_after})}
     hand = hand_labeller(truth, args.hand_labels, args.seed) if kind == "hand" else None
     started, cpu = time.perf_counter(), time.process_time()
     extra = {}
@@ -251,9 +264,14 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         extra["verdicts"] = check_verdicts(out / "recording", truth())
     held_out = held_out_folder(style, args.seed)
     if held_out is not None and rounds:
+        # read as the crawl read at its end: with the length and case it learned from the site (scrapy_captcha.learning)
+        shape = learned_shape(out / "recording", args.learn_after)
+        extra["learned"] = shape.describe() if shape else None
+        final_case = shape.case if shape and shape.case and answer_case == "as-is" else answer_case
+        final_length = (shape.length, shape.length) if shape and shape.length and length is None else length
         last = out / "recording-runs" / f"round-{rounds}" / "weights.pt"
         extra["held_out_start"] = held_out_score(args.weights or "default", held_out, answer_case, alphabet, length)
-        extra["held_out"] = held_out_score(last, held_out, answer_case, alphabet, length)
+        extra["held_out"] = held_out_score(last, held_out, final_case, alphabet, final_length)
         for key, name in (("held_out_start", "starting weights"), ("held_out", f"round-{rounds} weights")):
             print(f"  {name} on {extra[key]['images']} held-out images: {100 * extra[key]['rate']:.1f}%"
                   f" (misread {extra[key]['misread']})", flush=True)
@@ -262,7 +280,7 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
             **extra,
             "settings": {k: getattr(args, k) for k in ("rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts",
                                                        "weights", "adapt_from", "threads", "site_alphabet", "site_length", "balance",
-                                                       "synthetic_share", "rejected_weight", "align", "seed")}}
+                                                       "synthetic_share", "rejected_weight", "align", "learn_after", "seed")}}
 
 
 def start_name(weights: str | None, adapt_from: str | None = None) -> str:
@@ -290,7 +308,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 OPTIONS = ("out", "rounds", "adapt_steps", "categories", "items", "hand_labels", "max_attempts", "pool_size", "seed", "weights",
-           "adapt_from", "threads", "site_alphabet", "site_length", "balance", "synthetic_share", "rejected_weight", "align")
+           "adapt_from", "threads", "site_alphabet", "site_length", "balance", "synthetic_share", "rejected_weight", "align",
+           "learn_after")
 
 
 def run_scenarios(scenarios: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -343,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-share", type=float, help="adapt --synthetic-share (default: 0.5 for django, else 0)")
     parser.add_argument("--rejected-weight", type=float, help="adapt --rejected-weight (default: 0.3 for django, else 0)")
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, help="adapt --align (default: off)")
+    parser.add_argument("--learn-after", type=int, help="CAPTCHA_LEARN_AFTER of the crawls and adapt's --learn-after "
+                                                        "(default: theirs, 8; 0: nothing learned, as before 2026-12-07)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

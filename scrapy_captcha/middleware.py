@@ -22,6 +22,10 @@ CAPTCHA_ALPHABET - characters the site's captchas can contain; the model only an
     (default: no restriction)
 CAPTCHA_ANSWER_LENGTH - 4 or "4-6": how many characters the site's answers have; the model's
     reading keeps to it (default: any length)
+CAPTCHA_LEARN_AFTER - once a site has accepted this many answers, all of one length (or all in
+    capitals, or all in small letters), its captchas are read keeping to that length (case), as
+    CAPTCHA_ANSWER_LENGTH (CAPTCHA_ANSWER_CASE) would; a setting given is never overridden, and 10
+    rejections in a row forget what was learned. See scrapy_captcha.learning (default 8; 0: never)
 CAPTCHA_FORM_SELECTOR, CAPTCHA_IMAGE_SELECTOR - CSS or XPath (starting with "/" or "(") of the
     captcha form and image, instead of the heuristics
 CAPTCHA_FIELD - name (or selector) of the input that takes the answer
@@ -50,7 +54,8 @@ captcha/incorrect, captcha/form_refused (submissions the site answered with an H
 new captcha, e.g. an expired CSRF token), captcha/low_confidence, captcha/image_errors,
 captcha/gave_up, captcha/solve_time (seconds in the model), captcha/waited,
 captcha/policy_refused (image or answer URLs refused by scrapy_captcha.policy: nothing sent),
-captcha/failed_with_round (requests that waited for a round that failed, and fail with it).
+captcha/failed_with_round (requests that waited for a round that failed, and fail with it),
+captcha/learned and captcha/forgotten (sites whose answer shape was learned, and forgotten).
 Every captcha page met ends as captcha/detected = captcha/solved + captcha/gave_up.
 
 Settings are read and checked once, by :func:`scrapy_captcha.settings.read_settings`.
@@ -82,6 +87,7 @@ from __future__ import annotations
 import functools
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable
+from urllib.parse import urlsplit
 
 from form2request import form2request
 from scrapy import Request, signals
@@ -97,6 +103,7 @@ from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import InvalidImageError
+from .learning import FORGET_AFTER, SiteLearning
 from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url
 from .sessions import Session, not_counted, original_url, session_key
 from .subrequests import POLICY_KEY, SUBREQUEST_KEY, captcha_request, page_again, set_referer
@@ -131,6 +138,11 @@ def _same_page(url: str, other: str) -> bool:
     return canonicalize_url(url) == canonicalize_url(other)
 
 
+def _site(url: str) -> str:
+    """The site whose answers teach each other (scrapy_captcha.learning): the host and port."""
+    return urlsplit(url).netloc
+
+
 def _summary(reasons: list[str]) -> str:
     """Reasons in order, each once, with how many times it happened."""
     counts: dict[str, int] = {}
@@ -148,6 +160,8 @@ class CaptchaMiddleware:
         self.config = config
         self.solver = solver
         self.rules = solver.answer_rules(config.answer_case, config.alphabet, config.answer_length)
+        self.learning = SiteLearning(lambda case, lengths: solver.answer_rules(case, config.alphabet, lengths), self.rules,
+                                     config.learn_after, config.answer_case, config.answer_length)
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
@@ -331,7 +345,7 @@ class CaptchaMiddleware:
                 raise self._image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
             try:
                 data = await self._image_bytes(request, url, page, captcha)
-                prediction = await self._read(url, data)
+                prediction = await self._read(url, data, self.learning.rules(_site(url)))
             except CaptchaPolicyError:
                 raise  # the next captcha would point to the same place
             except CaptchaImageError as exc:  # e.g. a 404 or a timeout: try a fresh captcha
@@ -342,6 +356,7 @@ class CaptchaMiddleware:
             if not prediction.text or prediction.confidence < config.min_confidence:
                 self._inc("low_confidence")
                 self._record(data, NOT_SUBMITTED, prediction, url, None)
+                self._learn(url, None)  # a shape that no longer fits makes readings unsure too
                 reasons.append(
                     f"read {prediction.text!r} with confidence {prediction.confidence:.2f}, below CAPTCHA_MIN_CONFIDENCE {config.min_confidence}"
                     if prediction.text else "read no text in the image"
@@ -372,6 +387,7 @@ class CaptchaMiddleware:
                 return self._passed(request, url, page, attempt, data, prediction, answer)
             self._inc("incorrect")
             self._record(data, REJECTED, prediction, url, answer)
+            self._learn(url, None)
             reasons.append(f"answer {answer!r} rejected")
         error = CaptchaFormError if refused == config.max_attempts else CaptchaUnsolved
         if image_failures == config.max_attempts:
@@ -392,7 +408,21 @@ class CaptchaMiddleware:
             )
             if data is not None:
                 self._record(data, ACCEPTED, prediction, url, answer or prediction.text)
+                if answer in (None, prediction.text):  # an arithmetic result is not the captcha's text
+                    self._learn(url, prediction.text)
         return self._deliver(request, page)
+
+    def _learn(self, url: str, accepted: str | None) -> None:
+        """Tell :mod:`scrapy_captcha.learning` the site's verdict (``accepted``: the answer; None: rejected, or too unsure to send)."""
+        site = _site(url)
+        if accepted is not None and (shape := self.learning.accepted(site, accepted)):
+            self._inc("learned")
+            logger.info("%s accepted %d answers of %s: its captchas are read keeping to that from now on (CAPTCHA_LEARN_AFTER)",
+                        site, self.learning.after, shape.describe(), extra={"spider": self.crawler.spider})
+        elif accepted is None and (shape := self.learning.rejected(site)):
+            self._inc("forgotten")
+            logger.warning("%s rejected (or left unsent) %d answers in a row: no longer reading its captchas as %s (learning again)",
+                           site, FORGET_AFTER, shape.describe(), extra={"spider": self.crawler.spider})
 
     def _record(self, data: bytes, verdict: str, prediction: Prediction, url: str, answer: str | None) -> None:
         """Hand the image and the site's verdict to the recorder's thread (CAPTCHA_HARVEST_DIR)."""
@@ -477,10 +507,10 @@ class CaptchaMiddleware:
         self._inc("image_errors")
         return CaptchaImageError(url, reason)
 
-    async def _read(self, url: str, data: bytes) -> Prediction:
+    async def _read(self, url: str, data: bytes, rules: Any) -> Prediction:
         try:
             prediction, seconds = await run_in_thread(
-                read_answer, self.solver, self.rules, data, self.config.max_image_bytes, self.config.max_image_pixels
+                read_answer, self.solver, rules, data, self.config.max_image_bytes, self.config.max_image_pixels
             )
         except InvalidImageError as exc:
             raise self._image_error(url, f"the captcha image is unusable: {exc}") from exc
@@ -513,7 +543,7 @@ class CaptchaMiddleware:
         try:
             if not 200 <= response.status < 300:
                 raise self._image_error(request.url, f"the image answered HTTP {response.status}")
-            prediction = await self._read(request.url, response.body)
+            prediction = await self._read(request.url, response.body, self.rules)  # no verdict: nothing learned
         except CaptchaImageError as exc:
             logger.warning("Could not read the captcha image %s: %s", request.url, exc.reason, extra={"spider": self.crawler.spider})
             if not self.config.pass_failed:

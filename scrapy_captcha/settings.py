@@ -17,6 +17,7 @@ from .arithmetic import parse_arithmetic_setting
 from .detection import select
 from .errors import CaptchaSettingsError
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from .learning import LEARN_AFTER
 from .policy import HostRule, parse_allowed_hosts
 from .backends import resolve as resolve_backend
 from .weights import DEFAULT_MODEL, weights_path
@@ -43,6 +44,7 @@ class CaptchaSettings:
     answer_case: str = "as-is"
     alphabet: str | None = None
     answer_length: tuple[int, int] | None = None  # CAPTCHA_ANSWER_LENGTH: shortest and longest answer
+    learn_after: int = LEARN_AFTER  # CAPTCHA_LEARN_AFTER: accepted answers before a site's shape applies; 0: never
     form_selector: str | None = None
     image_selector: str | None = None
     field: str | None = None
@@ -96,6 +98,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         answer_case=answer_case,
         alphabet=alphabet.strip() if alphabet else None,
         answer_length=read_answer_length(settings.get("CAPTCHA_ANSWER_LENGTH")),
+        learn_after=_learn_after(settings),
         form_selector=selectors["CAPTCHA_FORM_SELECTOR"],
         image_selector=selectors["CAPTCHA_IMAGE_SELECTOR"],
         field=selectors["CAPTCHA_FIELD"],
@@ -124,6 +127,21 @@ def read_answer_length(value: Any) -> tuple[int, int] | None:
     if lengths[0] < 1 or lengths[1] < lengths[0]:
         raise CaptchaSettingsError(f"CAPTCHA_ANSWER_LENGTH must be 1 or more, shortest first, got {value!r}")
     return lengths
+
+
+def _learn_after(settings: BaseSettings) -> int:
+    value = settings.get("CAPTCHA_LEARN_AFTER")
+    if value is None or value == "":
+        return LEARN_AFTER
+    if value is False:
+        return 0
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0 or value is True or isinstance(value, float) and value != number:
+        raise CaptchaSettingsError(f"CAPTCHA_LEARN_AFTER must be a whole number of accepted answers (0: never learn), got {value!r}")
+    return number
 
 
 def _positive_int(settings: BaseSettings, name: str, default: int) -> int:

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from scrapy_captcha.answers import AnswerRules, answer_rules
 from scrapy_captcha.codec import Codec, LabelError
 from scrapy_captcha.image import pad_tensor_batch
+from scrapy_captcha.learning import LEARN_AFTER, answer_shape
 from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.weights import DEFAULT_MODEL, load_weights, save_weights
 
@@ -74,6 +75,8 @@ class AdaptConfig:
     alphabet: str | None = None
     answer_case: str = "as-is"
     answer_length: tuple[int, int] | None = None  # the site's answer lengths (as CAPTCHA_ANSWER_LENGTH): readings keep to them
+    # as CAPTCHA_LEARN_AFTER: with this many labels all of one length (case), readings keep to it unless told; 0: never
+    learn_after: int = LEARN_AFTER
     balance: bool = False  # draw labelled images holding rare characters more often (adapt_prior.repeat_factors)
     synthetic_share: float = 0.0  # images our renderer draws in the alphabet, per labelled image of a step
     rejected_weight: float = 0.0  # weight of the penalty on the probability of rejected answers
@@ -142,6 +145,24 @@ def recipe(cfg: AdaptConfig, pool: Pool, start_accuracy: float | None = None) ->
     return check(cfg)
 
 
+def learned_rules(cfg: AdaptConfig, pool: Pool) -> AdaptConfig:
+    """``cfg`` keeping to the answer length and case all the labels share (what the middleware learns from
+    a site's accepted answers, :mod:`scrapy_captcha.learning`), where ``cfg`` does not set them."""
+    shape = answer_shape([label for _, label, _ in pool.labelled], cfg.learn_after)
+    if not shape:
+        return cfg
+    learned = {}
+    if shape.length is not None and cfg.answer_length is None:
+        learned["answer_length"] = (shape.length, shape.length)
+    if shape.case is not None and cfg.answer_case == "as-is":
+        learned["answer_case"] = shape.case
+    if learned:
+        print(f"all {len(pool.labelled)} labels have {shape.describe()}: the teacher's readings keep to "
+              + " and ".join("their length" if key == "answer_length" else "their case" for key in learned)
+              + " (--learn-after 0: not)", flush=True)
+    return replace(cfg, **learned)
+
+
 def check(cfg: AdaptConfig) -> AdaptConfig:
     """``cfg`` if its knobs make sense, else a ValueError naming the one at fault."""
     check_precision(cfg.precision)
@@ -149,6 +170,8 @@ def check(cfg: AdaptConfig) -> AdaptConfig:
         raise ValueError(f"answer_case must be 'as-is', 'lower' or 'upper', got {cfg.answer_case!r}")
     if cfg.align and not cfg.alphabet:
         raise ValueError("--align needs --alphabet: it evens out the readings of the characters the site draws")
+    if cfg.learn_after < 0:
+        raise ValueError(f"learn_after must be 0 (never) or more, got {cfg.learn_after}")
     if cfg.synthetic_share < 0 or cfg.rejected_weight < 0:
         raise ValueError("synthetic_share and rejected_weight must not be negative")
     if cfg.labelled_augmentation not in ("weak", "strong", None):
@@ -219,7 +242,7 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
     if cfg.resume and not checkpoint_path.exists():
         raise ValueError(f"--resume: there is no checkpoint at {checkpoint_path}")
     pool = collect(cfg.folder, cfg.labels)
-    cfg = check(cfg)
+    cfg = learned_rules(check(cfg), pool)
     start_path = start_weights(cfg.weights or DEFAULT_MODEL, pool)
     start = load_weights(start_path)
     # the site's alphabet grows the model too: the synthetic prior then teaches characters no label holds yet

@@ -10,6 +10,7 @@ from pathlib import Path
 from scrapy_captcha.codec import SEED_ALPHABET
 from scrapy_captcha.config import CRNN_WIDTHS
 from scrapy_captcha.config import READERS
+from scrapy_captcha.learning import LEARN_AFTER
 from scrapy_captcha.model import ModelConfig
 
 from .generate import GeneratorSpec
@@ -200,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the case the site expects (as CAPTCHA_ANSWER_CASE): the teacher's readings are folded to it")
     adapt.add_argument("--answer-length", metavar="N or MIN-MAX",
                        help="how many characters the site's answers have (as CAPTCHA_ANSWER_LENGTH): the teacher's readings keep to it")
+    adapt.add_argument("--learn-after", type=int, default=LEARN_AFTER, metavar="N",
+                       help="as CAPTCHA_LEARN_AFTER: with at least N labels, all of one length (all in capitals, all in small "
+                            "letters), the teacher's readings keep to that length (case) where --answer-length (--answer-case) "
+                            f"is not given (default: {LEARN_AFTER}; 0: never)")
     adapt.add_argument("--balance", action="store_true",
                        help="draw labelled images holding rare characters more often (repeat-factor sampling)")
     adapt.add_argument("--synthetic-share", type=float, default=0.0,
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             options = {k: getattr(args, k) for k in ("steps", "batch_size", "unlabelled_ratio", "lr", "threshold", "holdout",
                                                      "eval_every", "seed", "resume", "device", "precision", "progress",
                                                      "supervised_share", "labelled_augmentation", "alphabet", "answer_case",
-                                                     "balance", "synthetic_share", "rejected_weight", "align")}
+                                                     "learn_after", "balance", "synthetic_share", "rejected_weight", "align")}
             from scrapy_captcha.settings import read_answer_length
 
             options["answer_length"] = read_answer_length(args.answer_length)
