@@ -177,14 +177,17 @@ def held_out_score(weights: str | Path, folder: Path, answer_case: str, alphabet
             "misread": dict(misread.most_common(8))}
 
 
-def learned_shape(recording: Path, learn_after: int | None):
-    """What the crawls learned from the site's accepted answers (CAPTCHA_LEARN_AFTER), as the middleware decides it."""
-    from scrapy_captcha.learning import LEARN_AFTER, answer_shape
+def learned_shape(recording: Path, learn_after: int | None, answer_case: str, alphabet: str | None, length: tuple[int, int] | None):
+    """What the crawls learned from the site's accepted answers (CAPTCHA_LEARN_AFTER) besides the settings, as the
+    middleware decides it, answer by answer."""
+    from scrapy_captcha.learning import LEARN_AFTER, SiteLearning
     from scrapy_captcha.recording import ACCEPTED, read_attempts
 
-    after = LEARN_AFTER if learn_after is None else learn_after
-    accepted = [a.answer for a in read_attempts(recording) if a.verdict == ACCEPTED and a.answer]
-    return answer_shape(accepted[:after], after)
+    learning = SiteLearning(lambda *rules: rules, None, LEARN_AFTER if learn_after is None else learn_after, answer_case, length, alphabet)
+    for attempt in read_attempts(recording):
+        if attempt.verdict == ACCEPTED and attempt.answer:
+            learning.accepted("site", attempt.answer)
+    return learning.shape("site")
 
 
 def held_out_folder(style: str, pool_seed: int, root: Path = HERE / "benchmarks" / "data" / "unseen") -> Path | None:
@@ -265,13 +268,16 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     held_out = held_out_folder(style, args.seed)
     if held_out is not None and rounds:
         # read as the crawl read at its end: with the length and case it learned from the site (scrapy_captcha.learning)
-        shape = learned_shape(out / "recording", args.learn_after)
+        from scrapy_captcha.learning import KIND_ALPHABETS
+
+        shape = learned_shape(out / "recording", args.learn_after, answer_case, alphabet, length)
         extra["learned"] = shape.describe() if shape else None
-        final_case = shape.case if shape and shape.case and answer_case == "as-is" else answer_case
-        final_length = (shape.length, shape.length) if shape and shape.length and length is None else length
+        final_case = shape.case or answer_case
+        final_length = (shape.length, shape.length) if shape.length else length
+        final_alphabet = KIND_ALPHABETS[shape.kind] if shape.kind else alphabet
         last = out / "recording-runs" / f"round-{rounds}" / "weights.pt"
         extra["held_out_start"] = held_out_score(args.weights or "default", held_out, answer_case, alphabet, length)
-        extra["held_out"] = held_out_score(last, held_out, final_case, alphabet, final_length)
+        extra["held_out"] = held_out_score(last, held_out, final_case, final_alphabet, final_length)
         for key, name in (("held_out_start", "starting weights"), ("held_out", f"round-{rounds} weights")):
             print(f"  {name} on {extra[key]['images']} held-out images: {100 * extra[key]['rate']:.1f}%"
                   f" (misread {extra[key]['misread']})", flush=True)

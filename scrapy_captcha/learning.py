@@ -1,95 +1,127 @@
-"""What a site's accepted answers teach: how long its captchas are, and their case (``CAPTCHA_LEARN_AFTER``).
+"""What a site's accepted answers teach: the length, case and kind of its captchas (``CAPTCHA_LEARN_AFTER``).
 
-Told a site's answer length, the bundled models read more of its captchas: the route reads
-django-simple-captcha's images (at twice their size) at 81.0% any case instead of 75.4%, and
-easy-captcha's at 51.0% instead of 41.8% (README, "Past ddddocr from the site's own verdicts"). A user seldom knows to set them, but the site says: every answer
-it accepts is the captcha's text. Once a site has accepted ``after`` answers (``CAPTCHA_LEARN_AFTER``,
-default :data:`LEARN_AFTER`) and all of them had one length, the site's later captchas are read as
-``CAPTCHA_ANSWER_LENGTH`` of that length would; if all their letters were capitals (or all small
-letters), as ``CAPTCHA_ANSWER_CASE = "upper"`` (``"lower"``) would. A length only when every answer
-had it: a site of 4 to 6 characters gives 8 answers of one length about once in 2,000 crawls, and
-a range learned from a few answers could leave a length out for good. A setting the user gave is
-never overridden. Arithmetic results teach nothing (the answer is not the text).
+Told a site's answer length and characters, the bundled models read more of its captchas: the route
+reads django-simple-captcha's images at 65.0% any case with their length instead of 60.2%, and at
+67.4% with letters only as well (README, "Past ddddocr from the site's own verdicts"). A user
+seldom knows to set them, but the site says: every answer it accepts is a captcha's text. From them
+the middleware learns, each part once, as soon as the answers are enough for it:
 
-If the site then rejects :data:`FORGET_AFTER` answers in a row (a site that changed its captchas;
-readings too unsure to send count too), what it taught is forgotten and learning starts again.
+* the length, after ``after`` answers (``CAPTCHA_LEARN_AFTER``, default :data:`LEARN_AFTER`): if all
+  had one length, later captchas are read as ``CAPTCHA_ANSWER_LENGTH`` of it would. One length only:
+  a site of 4 to 6 characters gives 8 answers of one length about once in 2,000, and a range learned
+  from a few answers could leave a length out for good.
+* the case, once they hold ``4 x after`` letters: if at most one in :data:`CASE_SLACK` is a small
+  letter, as ``CAPTCHA_ANSWER_CASE = "upper"`` would (capitals: ``"lower"``). Not "none": a site that
+  ignores case accepts a small ``o`` read for a capital ``O``; the route's accepted answers on four
+  sites of capitals held 2-7% small letters, on a site of both cases 36%.
+* the kind, once they hold ``8 x after`` characters: no digit at all, and answers hold letters only
+  (no letter: digits only), as ``CAPTCHA_ALPHABET`` would. A site that draws a digit one character
+  in 8 shows none in 64 about once in 5,000.
+
+A setting the user gave is never overridden. Arithmetic results teach nothing (the answer is not the
+text). If the site then rejects :data:`FORGET_AFTER` answers in a row (a site that changed its
+captchas; readings too unsure to send count too), what it taught is forgotten and learning starts
+again.
 
 :func:`answer_shape` is the rule; :class:`SiteLearning` keeps it per site for the middleware, and
-``trainer adapt`` applies the same rule to a recording's accepted answers.
+``trainer adapt`` applies the same rule to a recording's labels.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from .errors import CaptchaSettingsError
 
-__all__ = ["FORGET_AFTER", "LEARN_AFTER", "AnswerShape", "SiteLearning", "answer_shape"]
+__all__ = ["FORGET_AFTER", "KIND_ALPHABETS", "LEARN_AFTER", "AnswerShape", "SiteLearning", "answer_shape", "read_shape"]
 
 logger = logging.getLogger(__name__)
 
-#: Accepted answers a site must give before its answer shape is applied (CAPTCHA_LEARN_AFTER's default).
+#: Accepted answers a site must give before its answer length is decided (CAPTCHA_LEARN_AFTER's default).
 LEARN_AFTER = 8
 #: Answers rejected in a row, once a shape is applied, after which the site's shape is forgotten.
 FORGET_AFTER = 10
+#: Letters per ``after`` answers before the case is decided, and characters before the kind is.
+CASE_LETTERS, KIND_CHARACTERS = 4, 8
+#: At most one letter in this many of the other case, for the case to be learned.
+CASE_SLACK = 8
+#: The answers kept per site, per ``after``: by then every part is decided, shown or not.
+KEPT = 8
+#: The characters a learned kind allows (``CAPTCHA_ALPHABET`` folds case, so both cases are named).
+KIND_ALPHABETS = {"letters": string.ascii_letters, "digits": string.digits}
+PARTS = ("length", "case", "kind")
 
 
 @dataclass(frozen=True)
 class AnswerShape:
-    """What every one of a site's accepted answers had in common."""
+    """What a site's accepted answers have in common."""
 
-    length: int | None = None  # the one length of all of them; None: more than one
-    case: str | None = None  # "upper" or "lower": the case of all their letters; None: both, or too few letters
+    length: int | None = None  # the one length of all of them
+    case: str | None = None  # "upper" or "lower": the case of (nearly) all their letters
+    kind: str | None = None  # "letters" or "digits": the only kind of character they hold
 
     def __bool__(self) -> bool:
-        return self.length is not None or self.case is not None
+        return any(getattr(self, part) is not None for part in PARTS)
 
     def describe(self) -> str:
         parts = ([f"{self.length} characters"] if self.length is not None else []) + ([f"{self.case} case"] if self.case else [])
+        parts += {"letters": ["no digits"], "digits": ["no letters"]}.get(self.kind or "", [])
         return ", ".join(parts) or "nothing in common"
 
 
-def answer_shape(answers: Iterable[str], after: int = LEARN_AFTER) -> AnswerShape | None:
-    """The shape that all ``answers`` share; ``None`` with fewer than ``after`` answers.
-
-    The case is learned only from at least ``after`` letters (digits have none)."""
+def read_shape(answers: Iterable[str], after: int = LEARN_AFTER) -> tuple[AnswerShape, frozenset[str]]:
+    """What ``answers`` show of the site's captchas, and which parts (:data:`PARTS`) they are enough to decide."""
     answers = [answer for answer in answers if answer]
     if after < 1 or len(answers) < after:
-        return None
+        return AnswerShape(), frozenset()
+    characters = "".join(answers)
+    letters = [char for char in characters if char.lower() != char.upper()]
+    digits = sum(char.isdigit() for char in characters)
     lengths = {len(answer) for answer in answers}
-    letters = [char for answer in answers for char in answer if char.lower() != char.upper()]
-    case = None
-    if len(letters) >= after:
-        case = "upper" if all(char.isupper() for char in letters) else "lower" if all(char.islower() for char in letters) else None
-    return AnswerShape(lengths.pop() if len(lengths) == 1 else None, case)
+    decided, shape = {"length"}, {"length": lengths.pop() if len(lengths) == 1 else None}
+    if len(letters) >= CASE_LETTERS * after:
+        decided.add("case")
+        small = sum(char.islower() for char in letters)
+        shape["case"] = ("upper" if small * CASE_SLACK <= len(letters)
+                         else "lower" if (len(letters) - small) * CASE_SLACK <= len(letters) else None)
+    if len(characters) >= KIND_CHARACTERS * after:
+        decided.add("kind")
+        shape["kind"] = "letters" if letters and not digits else "digits" if digits == len(characters) else None
+    return AnswerShape(**shape), frozenset(decided)
+
+
+def answer_shape(answers: Iterable[str], after: int = LEARN_AFTER) -> AnswerShape | None:
+    """The shape ``answers`` show, as far as they are enough to; ``None`` with fewer than ``after`` answers."""
+    shape, decided = read_shape(answers, after)
+    return shape if decided else None
 
 
 class _Site:
-    __slots__ = ("accepted", "rejected_in_a_row", "rules", "shape")
+    __slots__ = ("answers", "decided", "rejected_in_a_row", "rules", "shape")
 
-    def __init__(self, after: int):
-        self.accepted: deque[str] = deque(maxlen=after)
+    def __init__(self) -> None:
+        self.answers: list[str] = []
+        self.decided: set[str] = set()
         self.rejected_in_a_row = 0
-        self.shape: AnswerShape | None = None
+        self.shape = AnswerShape()
         self.rules: Any = None
 
 
 class SiteLearning:
     """Each site's answer shape, learned from its verdicts, and the answer rules that apply it.
 
-    ``build(answer_case, lengths)`` makes the answer rules for a shape (the middleware's
-    ``solver.answer_rules`` with the user's alphabet); ``base`` are the rules of the settings alone.
-    ``answer_case`` and ``answer_length`` are the user's settings: a part of the shape they already
-    fix is not learned.
+    ``build(answer_case, lengths, alphabet)`` makes the answer rules for a shape (the middleware's
+    ``solver.answer_rules``); ``base`` are the rules of the settings alone. ``answer_case``,
+    ``answer_length`` and ``alphabet`` are the user's settings: a part of the shape they fix is not learned.
     """
 
-    def __init__(self, build: Callable[[str, tuple[int, int] | None], Any], base: Any, after: int,
-                 answer_case: str = "as-is", answer_length: tuple[int, int] | None = None):
+    def __init__(self, build: Callable[[str, tuple[int, int] | None, str | None], Any], base: Any, after: int,
+                 answer_case: str = "as-is", answer_length: tuple[int, int] | None = None, alphabet: str | None = None):
         self.build, self.base, self.after = build, base, after
-        self.answer_case, self.answer_length = answer_case, answer_length
+        self.answer_case, self.answer_length, self.alphabet = answer_case, answer_length, alphabet
         self._sites: dict[str, _Site] = {}
 
     def rules(self, site: str) -> Any:
@@ -97,36 +129,43 @@ class SiteLearning:
         known = self._sites.get(site)
         return known.rules if known is not None and known.shape else self.base
 
-    def shape(self, site: str) -> AnswerShape | None:
-        """What ``site`` taught so far (``None``: nothing yet)."""
+    def shape(self, site: str) -> AnswerShape:
+        """What ``site`` taught so far."""
         known = self._sites.get(site)
-        return known.shape if known is not None else None
+        return known.shape if known is not None else AnswerShape()
+
+    def accepted_answers(self, site: str) -> int:
+        """How many answers ``site`` accepted since learning (re)started (up to the number kept)."""
+        known = self._sites.get(site)
+        return len(known.answers) if known is not None else 0
 
     def accepted(self, site: str, answer: str) -> AnswerShape | None:
-        """``site`` accepted ``answer`` (the text read, not an arithmetic result); returns the shape if it is new."""
+        """``site`` accepted ``answer`` (the text read, not an arithmetic result); returns what it newly teaches."""
         if self.after < 1:
             return None
-        known = self._sites.setdefault(site, _Site(self.after))
+        known = self._sites.setdefault(site, _Site())
         known.rejected_in_a_row = 0
-        known.accepted.append(answer)
-        if known.shape is not None:
+        if len(known.decided) == len(PARTS):
             return None
-        shape = answer_shape(known.accepted, self.after)
-        if shape is None:
+        known.answers.append(answer)
+        shape, decided = read_shape(known.answers, self.after)
+        if len(known.answers) >= KEPT * self.after:  # what they have not shown by now, they never will
+            decided = frozenset(PARTS)
+        fixed = {"length": self.answer_length is not None, "case": self.answer_case != "as-is", "kind": self.alphabet is not None}
+        new = {part: getattr(shape, part) for part in decided - known.decided if not fixed[part] and getattr(shape, part)}
+        known.decided |= decided
+        if not new:
             return None
-        shape = AnswerShape(shape.length if self.answer_length is None else None,
-                            shape.case if self.answer_case == "as-is" else None)
-        known.shape = shape  # decided once, also when nothing is shared: rules that never change mid-crawl
-        if not shape:
-            return None
+        learned = replace(known.shape, **new)
         try:
-            known.rules = self.build(shape.case or self.answer_case,
-                                     (shape.length, shape.length) if shape.length is not None else self.answer_length)
+            rules = self.build(learned.case or self.answer_case,
+                               (learned.length, learned.length) if learned.length is not None else self.answer_length,
+                               KIND_ALPHABETS[learned.kind] if learned.kind else self.alphabet)
         except CaptchaSettingsError as exc:  # no model reads that shape: read as before
-            logger.warning("%s accepted answers of %s, which no model can keep to (%s)", site, shape.describe(), exc)
-            known.shape = AnswerShape()
+            logger.warning("%s accepted answers of %s, which no model can keep to (%s)", site, learned.describe(), exc)
             return None
-        return shape
+        known.shape, known.rules = learned, rules
+        return AnswerShape(**new)
 
     def rejected(self, site: str) -> AnswerShape | None:
         """``site`` rejected an answer (or one was too unsure to send); returns the shape forgotten after
@@ -138,5 +177,5 @@ class SiteLearning:
         if known.rejected_in_a_row < FORGET_AFTER:
             return None
         forgotten = known.shape
-        self._sites[site] = _Site(self.after)
+        self._sites[site] = _Site()
         return forgotten

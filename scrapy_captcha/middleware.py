@@ -22,10 +22,11 @@ CAPTCHA_ALPHABET - characters the site's captchas can contain; the model only an
     (default: no restriction)
 CAPTCHA_ANSWER_LENGTH - 4 or "4-6": how many characters the site's answers have; the model's
     reading keeps to it (default: any length)
-CAPTCHA_LEARN_AFTER - once a site has accepted this many answers, all of one length (or all in
-    capitals, or all in small letters), its captchas are read keeping to that length (case), as
-    CAPTCHA_ANSWER_LENGTH (CAPTCHA_ANSWER_CASE) would; a setting given is never overridden, and 10
-    rejections in a row forget what was learned. See scrapy_captcha.learning (default 8; 0: never)
+CAPTCHA_LEARN_AFTER - once a site has accepted this many answers, all of one length, its captchas
+    are read keeping to it, as CAPTCHA_ANSWER_LENGTH would; with 4 times as many letters nearly all
+    of one case, as CAPTCHA_ANSWER_CASE would; with 8 times as many characters and no digit (or no
+    letter), as CAPTCHA_ALPHABET would. A setting given is never overridden; 10 rejections in a
+    row forget what was learned. See scrapy_captcha.learning (default 8; 0: never)
 CAPTCHA_FORM_SELECTOR, CAPTCHA_IMAGE_SELECTOR - CSS or XPath (starting with "/" or "(") of the
     captcha form and image, instead of the heuristics
 CAPTCHA_FIELD - name (or selector) of the input that takes the answer
@@ -160,8 +161,8 @@ class CaptchaMiddleware:
         self.config = config
         self.solver = solver
         self.rules = solver.answer_rules(config.answer_case, config.alphabet, config.answer_length)
-        self.learning = SiteLearning(lambda case, lengths: solver.answer_rules(case, config.alphabet, lengths), self.rules,
-                                     config.learn_after, config.answer_case, config.answer_length)
+        self.learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), self.rules,
+                                     config.learn_after, config.answer_case, config.answer_length, config.alphabet)
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
@@ -417,8 +418,8 @@ class CaptchaMiddleware:
         site = _site(url)
         if accepted is not None and (shape := self.learning.accepted(site, accepted)):
             self._inc("learned")
-            logger.info("%s accepted %d answers of %s: its captchas are read keeping to that from now on (CAPTCHA_LEARN_AFTER)",
-                        site, self.learning.after, shape.describe(), extra={"spider": self.crawler.spider})
+            logger.info("%s: its %d accepted answers show %s; its captchas are read keeping to that from now on (CAPTCHA_LEARN_AFTER)",
+                        site, self.learning.accepted_answers(site), shape.describe(), extra={"spider": self.crawler.spider})
         elif accepted is None and (shape := self.learning.rejected(site)):
             self._inc("forgotten")
             logger.warning("%s rejected (or left unsent) %d answers in a row: no longer reading its captchas as %s (learning again)",

@@ -279,24 +279,27 @@ def test_adapt_reads_a_recording_of_mixed_sizes_with_a_height_mode_model(tmp_pat
     assert final["held_out"] == 4 and "sequence_accuracy" in final["after"]
 
 
-def test_adapt_keeps_to_the_length_and_case_all_labels_share_unless_told(capsys):
+def test_adapt_keeps_to_the_length_case_and_kind_all_labels_share_unless_told(capsys):
     from trainer.adapt import Pool, check, learned_rules
 
     def pool(texts):
         return Pool([(Path(f"{i}-{text}.png"), text, "accepted") for i, text in enumerate(texts)], [])
 
-    upper = pool(["AB3X", "KP4Q", "ZZ9M"] * 3)
-    learned = learned_rules(AdaptConfig(folder="f", out="o"), upper)  # as CAPTCHA_LEARN_AFTER: 8 answers are enough
+    model = "0123456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"  # the default model's: no l, o, I, O
+    capitals = pool(["ABCX", "KPMQ", "ZZYM"] * 6)  # as CAPTCHA_LEARN_AFTER: 8 answers, 32 letters, 64 characters
+    learned = learned_rules(AdaptConfig(folder="f", out="o"), capitals, model)
     assert (learned.answer_length, learned.answer_case) == ((4, 4), "upper")
-    assert "all 9 labels have 4 characters, upper case: the teacher's readings keep to their length and their case" in capsys.readouterr().out
-    told = AdaptConfig(folder="f", out="o", answer_length=(4, 6), answer_case="lower")
-    assert learned_rules(told, upper) == told and not capsys.readouterr().out
-    assert learned_rules(AdaptConfig(folder="f", out="o", answer_case="lower"), upper).answer_length == (4, 4)
+    assert learned.alphabet == "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"  # the model's letters: none to grow
+    assert ("the 18 labels show 4 characters, upper case, no digits: the teacher's readings keep to their length, their case, "
+            "letters only") in capsys.readouterr().out
+    told = AdaptConfig(folder="f", out="o", answer_length=(4, 6), answer_case="lower", alphabet="ABC")
+    assert learned_rules(told, capitals, model) == told and not capsys.readouterr().out
+    assert learned_rules(AdaptConfig(folder="f", out="o", answer_case="lower"), capitals, model).answer_length == (4, 4)
     never = AdaptConfig(folder="f", out="o", learn_after=0)
-    assert learned_rules(never, upper) == never
+    assert learned_rules(never, capitals, model) == never
     few = AdaptConfig(folder="f", out="o")
-    assert learned_rules(few, pool(["AB3X", "KP4Q", "ZZ9M"])) == few
-    varied = learned_rules(AdaptConfig(folder="f", out="o"), pool(["AB3X", "KP4Q", "ZZ9Mw"] * 3))
-    assert (varied.answer_length, varied.answer_case) == (None, "as-is")
+    assert learned_rules(few, pool(["AB3X", "KP4Q", "ZZ9M"]), model) == few
+    varied = learned_rules(AdaptConfig(folder="f", out="o"), pool(["AB3X", "KP4Q", "ZZ9Mw"] * 3), model)
+    assert (varied.answer_length, varied.answer_case, varied.alphabet) == (None, "as-is", None)
     with pytest.raises(ValueError, match="learn_after must be 0"):
         check(AdaptConfig(folder="f", out="o", learn_after=-1))

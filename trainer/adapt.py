@@ -39,7 +39,7 @@ from tqdm import tqdm
 from scrapy_captcha.answers import AnswerRules, answer_rules
 from scrapy_captcha.codec import Codec, LabelError
 from scrapy_captcha.image import pad_tensor_batch
-from scrapy_captcha.learning import LEARN_AFTER, answer_shape
+from scrapy_captcha.learning import KIND_ALPHABETS, LEARN_AFTER, answer_shape
 from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.weights import DEFAULT_MODEL, load_weights, save_weights
 
@@ -145,21 +145,24 @@ def recipe(cfg: AdaptConfig, pool: Pool, start_accuracy: float | None = None) ->
     return check(cfg)
 
 
-def learned_rules(cfg: AdaptConfig, pool: Pool) -> AdaptConfig:
-    """``cfg`` keeping to the answer length and case all the labels share (what the middleware learns from
-    a site's accepted answers, :mod:`scrapy_captcha.learning`), where ``cfg`` does not set them."""
+def learned_rules(cfg: AdaptConfig, pool: Pool, model_alphabet: str) -> AdaptConfig:
+    """``cfg`` keeping to the answer length, case and kind of characters all the labels share (what the
+    middleware learns from a site's accepted answers, :mod:`scrapy_captcha.learning`), where ``cfg`` does
+    not set them. A learned kind restricts the readings to the model's characters of that kind (growing none)."""
     shape = answer_shape([label for _, label, _ in pool.labelled], cfg.learn_after)
     if not shape:
         return cfg
-    learned = {}
+    learned: dict[str, Any] = {}
     if shape.length is not None and cfg.answer_length is None:
         learned["answer_length"] = (shape.length, shape.length)
     if shape.case is not None and cfg.answer_case == "as-is":
         learned["answer_case"] = shape.case
+    if shape.kind is not None and cfg.alphabet is None:
+        learned["alphabet"] = "".join(c for c in model_alphabet if c in KIND_ALPHABETS[shape.kind])
     if learned:
-        print(f"all {len(pool.labelled)} labels have {shape.describe()}: the teacher's readings keep to "
-              + " and ".join("their length" if key == "answer_length" else "their case" for key in learned)
-              + " (--learn-after 0: not)", flush=True)
+        names = {"answer_length": "their length", "answer_case": "their case", "alphabet": f"{shape.kind} only"}
+        print(f"the {len(pool.labelled)} labels show {shape.describe()}: the teacher's readings keep to "
+              + ", ".join(names[key] for key in learned) + " (--learn-after 0: not)", flush=True)
     return replace(cfg, **learned)
 
 
@@ -242,9 +245,9 @@ def run(cfg: AdaptConfig) -> dict[str, Any]:
     if cfg.resume and not checkpoint_path.exists():
         raise ValueError(f"--resume: there is no checkpoint at {checkpoint_path}")
     pool = collect(cfg.folder, cfg.labels)
-    cfg = learned_rules(check(cfg), pool)
     start_path = start_weights(cfg.weights or DEFAULT_MODEL, pool)
     start = load_weights(start_path)
+    cfg = learned_rules(check(cfg), pool, start.config.alphabet)
     # the site's alphabet grows the model too: the synthetic prior then teaches characters no label holds yet
     weights, new_chars = grow_alphabet(start, [label for _, label, _ in pool.labelled] + [cfg.alphabet or ""])
     config = weights.config

@@ -1,0 +1,143 @@
+"""``python -m benchmarks.learned_rules``: what ``CAPTCHA_LEARN_AFTER`` is worth on the unseen styles.
+
+For each set of the unseen-styles table (``benchmarks/data/unseen/<set>``, ``make unseen-sets``) a
+crawl is played out on other images of the same package (``--learn-images``, drawn with seed 0 in
+the package's venv, as ``benchmarks.adapt``'s pools): the route ``auto`` reads each image with the
+answer rules the middleware would hold by then (:class:`scrapy_captcha.learning.SiteLearning`), the
+site accepts a reading equal to its text in any case (as the demo site and these packages' own
+checks do), and what it learned is kept. Then the set's 500 held-out images, which the crawl never
+saw, are read with the rules as it ships and with the learned rules, side by side with ddddocr
+1.6.1's figures of the same images from ``benchmarks/results.json``.
+
+    nice -n 10 python -m benchmarks.learned_rules      # benchmarks/learned_rules.json and .md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parents[1]
+UNSEEN = HERE / "benchmarks" / "data" / "unseen"
+
+
+def play_crawl(solver: Any, learning: Any, folder: Path, site: str = "site.test") -> dict[str, Any]:
+    """Read ``folder``'s images in order as a crawl of one site would, learning from the accepted answers."""
+    paths = sorted(folder.glob("*.png"), key=lambda path: int(path.stem.split("-", 1)[0]))
+    learned_at: dict[str, int] = {}
+    accepted = 0
+    for met, path in enumerate(paths, 1):
+        text = path.stem.split("-", 1)[1]
+        reading = solver.solve(path.read_bytes(), rules=learning.rules(site)).text
+        if reading and reading.casefold() == text.casefold():
+            accepted += 1
+            new = learning.accepted(site, reading)
+            for part in ("length", "case", "kind"):
+                if new is not None and getattr(new, part) is not None:
+                    learned_at[part] = met
+        else:
+            learning.rejected(site)
+    return {"images": len(paths), "accepted": accepted, "shape": learning.shape(site).describe(), "learned_at": learned_at}
+
+
+def score(solver: Any, rules: Any, folder: Path) -> dict[str, float]:
+    """Case-sensitive and any-case accuracy of ``solver`` with ``rules`` on a labelled folder."""
+    paths = sorted(folder.glob("*.png"))
+    texts = [path.stem.split("-", 1)[1] for path in paths]
+    readings = [solver.solve(path.read_bytes(), rules=rules).text for path in paths]
+    return {"images": len(texts), "case_sensitive": sum(r == t for r, t in zip(readings, texts)) / len(texts),
+            "any_case": sum(r.casefold() == t.casefold() for r, t in zip(readings, texts)) / len(texts)}
+
+
+def ddddocr_figures(results: Path) -> dict[str, dict[str, float]]:
+    """ddddocr's accuracy per unseen set, from the last ``python -m benchmarks.unseen`` run."""
+    if not results.exists():
+        return {}
+    styles = json.loads(results.read_text()).get("unseen", {}).get("styles", {})
+    figures = {}
+    for name, style in styles.items():
+        cell = style.get("results", {}).get("ddddocr")
+        if cell:
+            figures[name] = {"case_sensitive": cell["sequence_accuracy"], "any_case": cell["sequence_accuracy_case_insensitive"]}
+    return figures
+
+
+def measure(sets: list[str], learn_images: int, after: int) -> list[dict[str, Any]]:
+    from scrapy_captcha.learning import SiteLearning
+    from scrapy_captcha.solver import Solver
+
+    from .adapt import draw_pool
+
+    solver = Solver.from_path("auto", backend="onnx")
+    base = solver.answer_rules("as-is", None, None)
+    rows = []
+    for name in sets:
+        started = time.perf_counter()
+        pool = draw_pool(name, learn_images, 0, HERE / "benchmarks" / "data" / "learn-pools" / name)
+        learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), base, after)
+        crawl = play_crawl(solver, learning, pool)
+        row = {"set": name, "crawl": crawl, "as_it_ships": score(solver, base, UNSEEN / name),
+               "learned": score(solver, learning.rules("site.test"), UNSEEN / name), "seconds": time.perf_counter() - started}
+        rows.append(row)
+        print(f"{name:22s} learned {crawl['shape']!r} at {crawl['learned_at']} ({crawl['accepted']} of {crawl['images']} accepted); "
+              f"held-out any case {100 * row['as_it_ships']['any_case']:.1f}% -> {100 * row['learned']['any_case']:.1f}%", flush=True)
+    return rows
+
+
+def table(rows: list[dict[str, Any]], ddddocr: dict[str, dict[str, float]]) -> str:
+    def cell(figures: dict[str, float] | None, other: dict[str, float] | None = None) -> str:
+        if not figures:
+            return "–"
+        parts = []
+        for key in ("case_sensitive", "any_case"):
+            text = f"{100 * figures[key]:.1f}%"
+            parts.append(f"**{text}**" if other and figures[key] > other[key] else text)
+        return " / ".join(parts)
+
+    lines = ["| set | learned from the crawl (at the captcha met) | ddddocr 1.6.1 | the route as it ships | the route, learned |",
+             "|---|---|---:|---:|---:|"]
+    for row in rows:
+        crawl, dd = row["crawl"], ddddocr.get(row["set"])
+        at = ", ".join(f"{part} {met}" for part, met in crawl["learned_at"].items())
+        lines.append(f"| `{row['set']}` | {crawl['shape']}{f' ({at})' if at else ''}; {crawl['accepted']} of {crawl['images']} accepted | "
+                     f"{cell(dd)} | {cell(row['as_it_ships'], dd)} | {cell(row['learned'], dd)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .unseen.styles import STYLES
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.learned_rules", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="*", default=sorted(STYLES), help="unseen sets (default: all)")
+    parser.add_argument("--learn-images", type=int, default=200, help="images of the played-out crawl, per set (default 200)")
+    parser.add_argument("--after", type=int, help="CAPTCHA_LEARN_AFTER (default: its default)")
+    parser.add_argument("--out", type=Path, default=HERE / "benchmarks" / "learned_rules.json")
+    args = parser.parse_args(argv)
+    from scrapy_captcha.learning import LEARN_AFTER
+
+    missing = [name for name in args.sets if not (UNSEEN / name).is_dir()]
+    if missing:
+        print(f"missing unseen sets: {', '.join(missing)} (make unseen-sets)", file=sys.stderr)
+        return 2
+    after = LEARN_AFTER if args.after is None else args.after
+    rows = measure(args.sets, args.learn_images, after)
+    ddddocr = ddddocr_figures(HERE / "benchmarks" / "results.json")
+    from .__main__ import repo_relative
+    from .machine import describe
+
+    result = {"command": "python -m benchmarks.learned_rules " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "learn_after": after, "learn_images": args.learn_images, "machine": describe(), "rows": rows,
+              "ddddocr": ddddocr}
+    args.out.write_text(json.dumps(repo_relative(result), indent=2) + "\n")
+    markdown = table(rows, ddddocr)
+    args.out.with_suffix(".md").write_text(markdown + "\n")
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
