@@ -202,9 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--answer-length", metavar="N or MIN-MAX",
                        help="how many characters the site's answers have (as CAPTCHA_ANSWER_LENGTH): the teacher's readings keep to it")
     adapt.add_argument("--learn-after", type=int, default=LEARN_AFTER, metavar="N",
-                       help="as CAPTCHA_LEARN_AFTER: with at least N labels, all of one length (all in capitals, all in small "
-                            "letters), the teacher's readings keep to that length (case) where --answer-length (--answer-case) "
-                            f"is not given (default: {LEARN_AFTER}; 0: never)")
+                       help="as CAPTCHA_LEARN_AFTER: the length (N labels all of one), case (4 x N letters, at most one in 8 "
+                            "of the other case) and kind of characters (8 x N characters, no digit or no letter) the labels "
+                            "show, the teacher's readings keep to, where --answer-length, --answer-case, --alphabet do not say "
+                            f"(default: {LEARN_AFTER}; 0: never)")
     adapt.add_argument("--balance", action="store_true",
                        help="draw labelled images holding rare characters more often (repeat-factor sampling)")
     adapt.add_argument("--synthetic-share", type=float, default=0.0,
