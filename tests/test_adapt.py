@@ -244,7 +244,8 @@ def test_later_weights_one_held_out_image_behind_the_best_replace_it():
 def test_the_recipe_follows_the_folder_unless_set():
     from pathlib import Path
 
-    from trainer.adapt import HAND_RECIPE, READS_THE_SITE, RECORDING_RECIPE, Pool, recipe
+    from trainer.adapt_data import Pool
+    from trainer.adapt_recipe import HAND_RECIPE, READS_THE_SITE, RECORDING_RECIPE, recipe
 
     accepted_only = Pool([(Path("1-ab3x.png"), "ab3x", "accepted")], [])
     with_hand = Pool([(Path("1-ab3x.png"), "ab3x", "accepted"), (Path("rejected/2.png"), "Kp4q", "hand")], [])
@@ -280,7 +281,8 @@ def test_adapt_reads_a_recording_of_mixed_sizes_with_a_height_mode_model(tmp_pat
 
 
 def test_adapt_keeps_to_the_length_case_and_kind_all_labels_share_unless_told(capsys):
-    from trainer.adapt import Pool, check, learned_rules
+    from trainer.adapt_data import Pool
+    from trainer.adapt_recipe import check, learned_rules
 
     def pool(texts):
         return Pool([(Path(f"{i}-{text}.png"), text, "accepted") for i, text in enumerate(texts)], [])
