@@ -100,10 +100,11 @@ def answer_shape(answers: Iterable[str], after: int = LEARN_AFTER) -> AnswerShap
 
 
 class _Site:
-    __slots__ = ("answers", "decided", "rejected_in_a_row", "rules", "shape")
+    __slots__ = ("accepted", "answers", "decided", "rejected_in_a_row", "rules", "shape")
 
     def __init__(self) -> None:
-        self.answers: list[str] = []
+        self.accepted = 0
+        self.answers: list[str] = []  # emptied once every part is decided
         self.decided: set[str] = set()
         self.rejected_in_a_row = 0
         self.shape = AnswerShape()
@@ -123,6 +124,7 @@ class SiteLearning:
         self.build, self.base, self.after = build, base, after
         self.answer_case, self.answer_length, self.alphabet = answer_case, answer_length, alphabet
         self._sites: dict[str, _Site] = {}
+        self._built: dict[tuple[Any, ...], Any] = {}  # rules by what they keep to: shared by the sites of one shape
 
     def rules(self, site: str) -> Any:
         """The answer rules to read ``site``'s captchas with."""
@@ -135,9 +137,9 @@ class SiteLearning:
         return known.shape if known is not None else AnswerShape()
 
     def accepted_answers(self, site: str) -> int:
-        """How many answers ``site`` accepted since learning (re)started (up to the number kept)."""
+        """How many answers ``site`` accepted since learning (re)started, until every part was decided."""
         known = self._sites.get(site)
-        return len(known.answers) if known is not None else 0
+        return known.accepted if known is not None else 0
 
     def accepted(self, site: str, answer: str) -> AnswerShape | None:
         """``site`` accepted ``answer`` (the text read, not an arithmetic result); returns what it newly teaches."""
@@ -148,19 +150,22 @@ class SiteLearning:
         if len(known.decided) == len(PARTS):
             return None
         known.answers.append(answer)
+        known.accepted += 1
         shape, decided = read_shape(known.answers, self.after)
         if len(known.answers) >= KEPT * self.after:  # what they have not shown by now, they never will
             decided = frozenset(PARTS)
+        if decided == frozenset(PARTS):
+            known.answers = []
         fixed = {"length": self.answer_length is not None, "case": self.answer_case != "as-is", "kind": self.alphabet is not None}
         new = {part: getattr(shape, part) for part in decided - known.decided if not fixed[part] and getattr(shape, part)}
         known.decided |= decided
         if not new:
             return None
         learned = replace(known.shape, **new)
+        key = (learned.case or self.answer_case, (learned.length, learned.length) if learned.length is not None else self.answer_length,
+               KIND_ALPHABETS[learned.kind] if learned.kind else self.alphabet)
         try:
-            rules = self.build(learned.case or self.answer_case,
-                               (learned.length, learned.length) if learned.length is not None else self.answer_length,
-                               KIND_ALPHABETS[learned.kind] if learned.kind else self.alphabet)
+            rules = self._built[key] if key in self._built else self._built.setdefault(key, self.build(*key))
         except CaptchaSettingsError as exc:  # no model reads that shape: read as before
             logger.warning("%s accepted answers of %s, which no model can keep to (%s)", site, learned.describe(), exc)
             return None

@@ -63,6 +63,17 @@ def test_a_site_learns_each_part_once_it_shows_and_others_do_not():
     assert learning.accepted("a.test", "W9Z") is None and len(built) == 3  # every part decided: nothing more to learn
 
 
+def test_sites_of_one_shape_share_its_rules_and_keep_no_answers_once_decided():
+    built, build = recorder()
+    learning = SiteLearning(build, "base", after=2)
+    for site in ("a.test", "b.test", "c.test:8080"):
+        for answer in ("QXKA", "ZBMN", "HHPW", "WWZA"):
+            learning.accepted(site, answer)
+    assert built == [("upper", (4, 4), None), ("upper", (4, 4), KIND_ALPHABETS["letters"])]  # built once, for the first site
+    assert learning.rules("a.test") is learning.rules("c.test:8080")
+    assert all(not known.answers for known in learning._sites.values())  # a broad crawl keeps a few numbers per site
+
+
 def test_a_setting_the_user_gave_is_not_learned():
     built, build = recorder()
     learning = SiteLearning(build, "base", after=2, answer_case="lower", alphabet="ABCDEFGHJK")
