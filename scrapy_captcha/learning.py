@@ -14,8 +14,8 @@ the middleware learns, each part once, as soon as the answers are enough for it:
   letter, as ``CAPTCHA_ANSWER_CASE = "upper"`` would (capitals: ``"lower"``). Not "none": a site that
   ignores case accepts a small ``o`` read for a capital ``O``; the route's accepted answers on four
   sites of capitals held 2-7% small letters, on a site of both cases 36%.
-* the kind, once they hold ``8 x after`` characters: no digit at all, and answers hold letters only
-  (no letter: digits only), as ``CAPTCHA_ALPHABET`` would. A site that draws a digit one character
+* the kind, once they hold ``8 x after`` characters: letters and nothing else, and answers hold
+  letters only (digits and nothing else: digits only), as ``CAPTCHA_ALPHABET`` would. A site that draws a digit one character
   in 8 shows none in 64 about once in 5,000.
 
 A setting the user gave is never overridden. Arithmetic results teach nothing (the answer is not the
@@ -89,7 +89,7 @@ def read_shape(answers: Iterable[str], after: int = LEARN_AFTER) -> tuple[Answer
                          else "lower" if (len(letters) - small) * CASE_SLACK <= len(letters) else None)
     if len(characters) >= KIND_CHARACTERS * after:
         decided.add("kind")
-        shape["kind"] = "letters" if letters and not digits else "digits" if digits == len(characters) else None
+        shape["kind"] = "letters" if len(letters) == len(characters) else "digits" if digits == len(characters) else None
     return AnswerShape(**shape), frozenset(decided)
 
 

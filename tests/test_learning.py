@@ -31,6 +31,7 @@ def test_each_part_of_a_shape_needs_enough_answers():
     assert answer_shape(["ABCD", "EFGH", "IJKL", "MNOP", "QRST", "UVWX"], after=3) == AnswerShape(4, "upper", "letters")
     assert answer_shape(["1234", "5678", "9012", "3456", "7890", "1234"], after=3) == AnswerShape(4, None, "digits")
     assert answer_shape(["ABCD", "EFGH", "IJKL", "MNOP", "QRST", "UVW1"], after=3) == AnswerShape(4, "upper", None)
+    assert answer_shape(["ABCD", "EFGH", "IJKL", "MNOP", "QRST", "UV#W"], after=3).kind is None  # only letters, or only digits
     assert answer_shape(["AB12", "", "CD34"], after=3) is None  # an empty answer teaches nothing
     assert answer_shape(["AB12"] * 5, after=0) is None
     assert not AnswerShape() and AnswerShape().describe() == "nothing in common"
