@@ -2,10 +2,10 @@
 
 For each set of the unseen-styles table (``benchmarks/data/unseen/<set>``, ``make unseen-sets``) a
 crawl is played out on other images of the same package (``--learn-images``, drawn with seed 0 in
-the package's venv, as ``benchmarks.adapt``'s pools): the route ``auto`` reads each image with the
-answer rules the middleware would hold by then (:class:`scrapy_captcha.learning.SiteLearning`), the
-site accepts a reading equal to its text in any case (as the demo site and these packages' own
-checks do), and what it learned is kept. Then the set's 500 held-out images, which the crawl never
+the package's venv, as ``benchmarks.adapt``'s pools): the route ``auto`` reads each image as the
+middleware would by then (the answer rules of :class:`scrapy_captcha.learning.SiteLearning`, the
+trial of :class:`scrapy_captcha.model_trial.ModelTrials`), the site accepts a reading equal to its
+text in any case (as the demo site and these packages' own checks do), and what it learned is kept. Then the set's 500 held-out images, which the crawl never
 saw, are read with the rules as it ships and with the learned rules, side by side with ddddocr
 1.6.1's figures of the same images from ``benchmarks/results.json``.
 
@@ -25,23 +25,47 @@ HERE = Path(__file__).resolve().parents[1]
 UNSEEN = HERE / "benchmarks" / "data" / "unseen"
 
 
-def play_crawl(solver: Any, learning: Any, folder: Path, site: str = "site.test") -> dict[str, Any]:
-    """Read ``folder``'s images in order as a crawl of one site would, learning from the accepted answers."""
+def site_rules(solver: Any, learning: Any, trials: Any, site: str) -> Any:
+    """The rules the middleware reads ``site``'s captchas with, once its trial is over."""
+    from scrapy_captcha.model_trial import OTHERWISE
+
+    rules = learning.rules(site)
+    return solver.one_model_rules(rules, OTHERWISE) if trials.goes_to_otherwise(site) else rules
+
+
+def play_crawl(solver: Any, learning: Any, trials: Any, folder: Path, site: str = "site.test", order: int = 0) -> dict[str, Any]:
+    """Read ``folder``'s images in order (``order`` > 0: shuffled with that seed) as the middleware reads a crawl of
+    one site (``_read_for_site``), learning from the accepted answers and trying the route's models on the verdicts."""
+    import random
+
+    from scrapy_captcha.model_trial import OTHERWISE
+
     paths = sorted(folder.glob("*.png"), key=lambda path: int(path.stem.split("-", 1)[0]))
+    if order:
+        random.Random(order).shuffle(paths)
     learned_at: dict[str, int] = {}
     accepted = 0
     for met, path in enumerate(paths, 1):
-        text = path.stem.split("-", 1)[1]
-        reading = solver.solve(path.read_bytes(), rules=learning.rules(site)).text
-        if reading and reading.casefold() == text.casefold():
+        text, data = path.stem.split("-", 1)[1], path.read_bytes()
+        rules = site_rules(solver, learning, trials, site)
+        prediction, arm = solver.solve(data, rules=rules), None
+        if not getattr(rules, "unable", None):
+            arm = trials.arm(site, prediction.model)
+            if arm == OTHERWISE:
+                prediction = solver.solve(data, rules=solver.one_model_rules(rules, OTHERWISE))
+        right = bool(prediction.text) and prediction.text.casefold() == text.casefold()
+        if trials.verdict(site, arm, right):
+            learned_at["model"] = met
+        if right:
             accepted += 1
-            new = learning.accepted(site, reading)
+            new = learning.accepted(site, prediction.text)
             for part in ("length", "case", "kind"):
                 if new is not None and getattr(new, part) is not None:
                     learned_at[part] = met
-        else:
-            learning.rejected(site)
-    return {"images": len(paths), "accepted": accepted, "shape": learning.shape(site).describe(), "learned_at": learned_at}
+        elif learning.rejected(site):
+            trials.forget(site)
+    return {"images": len(paths), "accepted": accepted, "shape": learning.shape(site).describe(),
+            "model": "the generalist" if trials.goes_to_otherwise(site) else "the gate", "learned_at": learned_at}
 
 
 def score(solver: Any, rules: Any, folder: Path) -> dict[str, float]:
@@ -66,8 +90,9 @@ def ddddocr_figures(results: Path) -> dict[str, dict[str, float]]:
     return figures
 
 
-def measure(sets: list[str], learn_images: int, after: int) -> list[dict[str, Any]]:
+def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> list[dict[str, Any]]:
     from scrapy_captcha.learning import SiteLearning
+    from scrapy_captcha.model_trial import ModelTrials
     from scrapy_captcha.solver import Solver
 
     from .adapt import draw_pool
@@ -77,13 +102,22 @@ def measure(sets: list[str], learn_images: int, after: int) -> list[dict[str, An
     rows = []
     for name in sets:
         started = time.perf_counter()
-        pool = draw_pool(name, learn_images, 0, HERE / "benchmarks" / "data" / "learn-pools" / name)
+        pool = draw_pool(name, learn_images, 0, HERE / "benchmarks" / "data" / "learn-pools" / f"{name}-{learn_images}")
         learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), base, after)
-        crawl = play_crawl(solver, learning, pool)
+        trials = ModelTrials(solver.route.first.name)
+        crawl = play_crawl(solver, learning, trials, pool)
+        if orders > 1 and trials.started("site.test"):
+            # how often the trial of the models goes the same way, over the crawl's images in other orders
+            fresh = lambda: (SiteLearning(lambda c, n, a: solver.answer_rules(c, a, n), base, after),  # noqa: E731
+                             ModelTrials(solver.route.first.name))
+            crawl["generalist_in_orders"] = sum(play_crawl(solver, *fresh(), pool, order=k)["model"] == "the generalist"
+                                                for k in range(1, orders))
+            crawl["orders"] = orders - 1
         row = {"set": name, "crawl": crawl, "as_it_ships": score(solver, base, UNSEEN / name),
-               "learned": score(solver, learning.rules("site.test"), UNSEEN / name), "seconds": time.perf_counter() - started}
+               "learned": score(solver, site_rules(solver, learning, trials, "site.test"), UNSEEN / name),
+               "seconds": time.perf_counter() - started}
         rows.append(row)
-        print(f"{name:22s} learned {crawl['shape']!r} at {crawl['learned_at']} ({crawl['accepted']} of {crawl['images']} accepted); "
+        print(f"{name:22s} learned {crawl['shape']!r}, {crawl['model']}, at {crawl['learned_at']} ({crawl['accepted']} of {crawl['images']} accepted); "
               f"held-out any case {100 * row['as_it_ships']['any_case']:.1f}% -> {100 * row['learned']['any_case']:.1f}%", flush=True)
     return rows
 
@@ -103,7 +137,10 @@ def table(rows: list[dict[str, Any]], ddddocr: dict[str, dict[str, float]]) -> s
     for row in rows:
         crawl, dd = row["crawl"], ddddocr.get(row["set"])
         at = ", ".join(f"{part} {met}" for part, met in crawl["learned_at"].items())
-        lines.append(f"| `{row['set']}` | {crawl['shape']}{f' ({at})' if at else ''}; {crawl['accepted']} of {crawl['images']} accepted | "
+        model = "; every captcha to the generalist" if crawl["model"] == "the generalist" else ""
+        if "orders" in crawl:
+            model += f" (so in {crawl['generalist_in_orders']} of {crawl['orders']} other orders)"
+        lines.append(f"| `{row['set']}` | {crawl['shape']}{model}{f' ({at})' if at else ''}; {crawl['accepted']} of {crawl['images']} accepted | "
                      f"{cell(dd)} | {cell(row['as_it_ships'], dd)} | {cell(row['learned'], dd)} |")
     return "\n".join(lines)
 
@@ -113,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learned_rules", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="*", default=sorted(STYLES), help="unseen sets (default: all)")
-    parser.add_argument("--learn-images", type=int, default=200, help="images of the played-out crawl, per set (default 200)")
+    parser.add_argument("--learn-images", type=int, default=600,
+                        help="images of the played-out crawl, per set (default 600: enough for the trial of the models where "
+                             "the gate gives the default model a third of them)")
     parser.add_argument("--after", type=int, help="CAPTCHA_LEARN_AFTER (default: its default)")
+    parser.add_argument("--orders", type=int, default=21,
+                        help="where a trial of the route's models ran: also play the crawl in this many - 1 shuffled orders, "
+                             "and count how often the generalist took the site (default 21)")
     parser.add_argument("--out", type=Path, default=HERE / "benchmarks" / "learned_rules.json")
     args = parser.parse_args(argv)
     from scrapy_captcha.learning import LEARN_AFTER
@@ -124,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing unseen sets: {', '.join(missing)} (make unseen-sets)", file=sys.stderr)
         return 2
     after = LEARN_AFTER if args.after is None else args.after
-    rows = measure(args.sets, args.learn_images, after)
+    rows = measure(args.sets, args.learn_images, after, args.orders)
     ddddocr = ddddocr_figures(HERE / "benchmarks" / "results.json")
     from .__main__ import repo_relative
     from .machine import describe

@@ -26,7 +26,9 @@ CAPTCHA_LEARN_AFTER - once a site has accepted this many answers, all of one len
     are read keeping to it, as CAPTCHA_ANSWER_LENGTH would; with 4 times as many letters nearly all
     of one case, as CAPTCHA_ANSWER_CASE would; with 8 times as many characters and no digit (or no
     letter), as CAPTCHA_ALPHABET would. A setting given is never overridden; 10 rejections in a
-    row forget what was learned. See scrapy_captcha.learning (default 8; 0: never)
+    row forget what was learned. With the route, the captchas its gate gives the default model are
+    read by the generalist every other time until each has 32 verdicts; the generalist takes the
+    site if clearly ahead. See scrapy_captcha.learning, scrapy_captcha.model_trial (default 8; 0: never)
 CAPTCHA_FORM_SELECTOR, CAPTCHA_IMAGE_SELECTOR - CSS or XPath (starting with "/" or "(") of the
     captcha form and image, instead of the heuristics
 CAPTCHA_FIELD - name (or selector) of the input that takes the answer
@@ -56,7 +58,9 @@ new captcha, e.g. an expired CSRF token), captcha/low_confidence, captcha/image_
 captcha/gave_up, captcha/solve_time (seconds in the model), captcha/waited,
 captcha/policy_refused (image or answer URLs refused by scrapy_captcha.policy: nothing sent),
 captcha/failed_with_round (requests that waited for a round that failed, and fail with it),
-captcha/learned and captcha/forgotten (sites whose answer shape was learned, and forgotten).
+captcha/learned and captcha/forgotten (sites whose answer shape was learned, and forgotten),
+captcha/trial/gate and captcha/trial/otherwise (sites whose trial of the route's models ended
+with the gate choosing, or with the generalist taking every captcha).
 Every captcha page met ends as captcha/detected = captcha/solved + captcha/gave_up.
 
 Settings are read and checked once, by :func:`scrapy_captcha.settings.read_settings`.
@@ -105,6 +109,7 @@ from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPo
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import InvalidImageError
 from .learning import FORGET_AFTER, SiteLearning
+from .model_trial import FIRST, OTHERWISE, TRIAL_CAPTCHAS, ModelTrials
 from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url
 from .sessions import Session, not_counted, original_url, session_key
 from .subrequests import POLICY_KEY, SUBREQUEST_KEY, captcha_request, page_again, set_referer
@@ -163,6 +168,9 @@ class CaptchaMiddleware:
         self.rules = solver.answer_rules(config.answer_case, config.alphabet, config.answer_length)
         self.learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), self.rules,
                                      config.learn_after, config.answer_case, config.answer_length, config.alphabet)
+        route = getattr(solver, "route", None)  # a route's models are tried on each site's verdicts (scrapy_captcha.model_trial)
+        self.trials = ModelTrials(route.first.name) if route is not None and config.learn_after else None
+        self._otherwise_model = route.otherwise.name if route is not None else ""
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
@@ -346,7 +354,7 @@ class CaptchaMiddleware:
                 raise self._image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
             try:
                 data = await self._image_bytes(request, url, page, captcha)
-                prediction = await self._read(url, data, self.learning.rules(_site(url)))
+                prediction, arm = await self._read_for_site(url, data)
             except CaptchaPolicyError:
                 raise  # the next captcha would point to the same place
             except CaptchaImageError as exc:  # e.g. a 404 or a timeout: try a fresh captcha
@@ -357,7 +365,7 @@ class CaptchaMiddleware:
             if not prediction.text or prediction.confidence < config.min_confidence:
                 self._inc("low_confidence")
                 self._record(data, NOT_SUBMITTED, prediction, url, None)
-                self._learn(url, None)  # a shape that no longer fits makes readings unsure too
+                self._learn(url, arm, accepted=False)  # a shape that no longer fits makes readings unsure too
                 reasons.append(
                     f"read {prediction.text!r} with confidence {prediction.confidence:.2f}, below CAPTCHA_MIN_CONFIDENCE {config.min_confidence}"
                     if prediction.text else "read no text in the image"
@@ -385,10 +393,10 @@ class CaptchaMiddleware:
             if captcha is None and not self._is_original(request, page):
                 page, captcha = await self._fetch_again(request)
             if captcha is None:
-                return self._passed(request, url, page, attempt, data, prediction, answer)
+                return self._passed(request, url, page, attempt, data, prediction, answer, arm)
             self._inc("incorrect")
             self._record(data, REJECTED, prediction, url, answer)
-            self._learn(url, None)
+            self._learn(url, arm, accepted=False)
             reasons.append(f"answer {answer!r} rejected")
         error = CaptchaFormError if refused == config.max_attempts else CaptchaUnsolved
         if image_failures == config.max_attempts:
@@ -396,7 +404,7 @@ class CaptchaMiddleware:
         raise error(url, f"no answer accepted in {config.max_attempts} attempts ({_summary(reasons)})")
 
     def _passed(self, request: Request, url: str, page: Response, attempt: int, data: bytes | None, prediction: Prediction | None,
-                answer: str | None = None) -> Response:
+                answer: str | None = None, arm: str | None = None) -> Response:
         self._inc("solved")
         if attempt == 1:
             self._inc("solved_first_attempt")
@@ -409,21 +417,48 @@ class CaptchaMiddleware:
             )
             if data is not None:
                 self._record(data, ACCEPTED, prediction, url, answer or prediction.text)
-                if answer in (None, prediction.text):  # an arithmetic result is not the captcha's text
-                    self._learn(url, prediction.text)
+                # an arithmetic result is not the captcha's text: it counts for the trial only
+                self._learn(url, arm, accepted=True, text=prediction.text if answer in (None, prediction.text) else None)
         return self._deliver(request, page)
 
-    def _learn(self, url: str, accepted: str | None) -> None:
-        """Tell :mod:`scrapy_captcha.learning` the site's verdict (``accepted``: the answer; None: rejected, or too unsure to send)."""
-        site = _site(url)
-        if accepted is not None and (shape := self.learning.accepted(site, accepted)):
+    def _learn(self, url: str, arm: str | None, accepted: bool, text: str | None = None) -> None:
+        """Tell :mod:`scrapy_captcha.learning` and :mod:`scrapy_captcha.model_trial` the site's verdict on an answer
+        (``text``: the accepted captcha's text; rejected and too unsure to send are both ``accepted=False``)."""
+        site, spider = _site(url), self.crawler.spider
+        if self.trials is not None and (outcome := self.trials.verdict(site, arm, accepted)):
+            to_generalist = self.trials.goes_to_otherwise(site)
+            self._inc("trial/" + ("otherwise" if to_generalist else "gate"))
+            logger.info("%s: of %d captchas the gate gave %s, %d answers were accepted, and %d of %d read by %s instead: %s "
+                        "(CAPTCHA_LEARN_AFTER)", site, TRIAL_CAPTCHAS, self.trials.first_model, outcome[FIRST], outcome[OTHERWISE],
+                        TRIAL_CAPTCHAS, self._otherwise_model,
+                        f"every captcha of the site goes to {self._otherwise_model} from now on" if to_generalist
+                        else "the gate keeps choosing", extra={"spider": spider})
+        if accepted and text is not None and (shape := self.learning.accepted(site, text)):
             self._inc("learned")
             logger.info("%s: its %d accepted answers show %s; its captchas are read keeping to that from now on (CAPTCHA_LEARN_AFTER)",
-                        site, self.learning.accepted_answers(site), shape.describe(), extra={"spider": self.crawler.spider})
-        elif accepted is None and (shape := self.learning.rejected(site)):
+                        site, self.learning.accepted_answers(site), shape.describe(), extra={"spider": spider})
+        elif not accepted and (shape := self.learning.rejected(site)):
             self._inc("forgotten")
+            if self.trials is not None:
+                self.trials.forget(site)
             logger.warning("%s rejected (or left unsent) %d answers in a row: no longer reading its captchas as %s (learning again)",
-                           site, FORGET_AFTER, shape.describe(), extra={"spider": self.crawler.spider})
+                           site, FORGET_AFTER, shape.describe(), extra={"spider": spider})
+
+    async def _read_for_site(self, url: str, data: bytes) -> tuple[Prediction, str | None]:
+        """Read a captcha of ``url``'s site with what the site taught; the trial's arm it belongs to (or None)."""
+        site = _site(url)
+        rules = self.learning.rules(site)
+        if self.trials is None or getattr(rules, "unable", None):  # one model alone can answer: nothing to try
+            return await self._read(url, data, rules), None
+        if self.trials.goes_to_otherwise(site):
+            return await self._read(url, data, self.solver.one_model_rules(rules, OTHERWISE)), None
+        prediction = await self._read(url, data, rules, answered=False)
+        arm = self.trials.arm(site, prediction.model)
+        if arm == OTHERWISE:
+            prediction = await self._read(url, data, self.solver.one_model_rules(rules, OTHERWISE), answered=False)
+        if prediction.model:
+            self._inc(f"read_by/{prediction.model}")
+        return prediction, arm
 
     def _record(self, data: bytes, verdict: str, prediction: Prediction, url: str, answer: str | None) -> None:
         """Hand the image and the site's verdict to the recorder's thread (CAPTCHA_HARVEST_DIR)."""
@@ -508,7 +543,7 @@ class CaptchaMiddleware:
         self._inc("image_errors")
         return CaptchaImageError(url, reason)
 
-    async def _read(self, url: str, data: bytes, rules: Any) -> Prediction:
+    async def _read(self, url: str, data: bytes, rules: Any, answered: bool = True) -> Prediction:
         try:
             prediction, seconds = await run_in_thread(
                 read_answer, self.solver, rules, data, self.config.max_image_bytes, self.config.max_image_pixels
@@ -516,7 +551,7 @@ class CaptchaMiddleware:
         except InvalidImageError as exc:
             raise self._image_error(url, f"the captcha image is unusable: {exc}") from exc
         self._inc("solve_time", seconds)
-        if prediction.model:  # a route chose the model (CAPTCHA_WEIGHTS = "auto")
+        if prediction.model and answered:  # a route chose the model (CAPTCHA_WEIGHTS = "auto")
             self._inc(f"read_by/{prediction.model}")
         if prediction.other_views:  # the model was unsure and read other views of the image too
             self._inc("other_views")

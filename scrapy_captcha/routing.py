@@ -185,6 +185,12 @@ class RoutedSolver:
             return None
         return RoutedRules(rules, {name: solver.config.alphabet for name, solver in self.experts.items()}, frozenset(refused))
 
+    def one_model_rules(self, rules: RoutedRules | None, name: str) -> RoutedRules:
+        """``rules`` that send every image to the ``name`` model ("first" or "otherwise"), skipping the gate."""
+        per_model = rules.rules if rules is not None else {expert: None for expert in EXPERTS}
+        return RoutedRules(dict(per_model), {expert: solver.config.alphabet for expert, solver in self.experts.items()},
+                           frozenset(EXPERTS) - {name})
+
     def _member(self, name: str) -> str:
         return f"its {name!r} model ({getattr(self.route, name).name})"
 

@@ -210,11 +210,15 @@ def test_the_benchmark_plays_a_crawl_learns_and_scores_with_what_it_learned(tmp_
     solver = Solver.from_path("auto", backend="onnx")
     base = solver.answer_rules("as-is", None, None)
     learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), base, after=3)
-    crawl = play_crawl(solver, learning, folder)
+    from scrapy_captcha.model_trial import ModelTrials
+
+    trials = ModelTrials(solver.route.first.name)
+    crawl = play_crawl(solver, learning, trials, folder)
     assert crawl["images"] == 10 and crawl["accepted"] >= 8, crawl  # the seed style: the default model reads it
     assert crawl["shape"].startswith("4 characters") and 3 <= crawl["learned_at"]["length"] <= 5, crawl
     learned = learning.rules("site.test")
     assert learned is not base and learned.rules["first"].lengths == (4, 4)
+    assert crawl["model"] == "the gate" and trials.started("site.test")  # the library's style: the default model's
     figures = score(solver, learned, folder)
     assert figures["images"] == 10 and figures["any_case"] >= figures["case_sensitive"] >= 0.5
     row = {"set": "site", "crawl": crawl, "as_it_ships": score(solver, base, folder), "learned": figures}
