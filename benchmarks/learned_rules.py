@@ -30,10 +30,11 @@ def site_rules(solver: Any, learning: Any, trials: Any, site: str) -> Any:
     from scrapy_captcha.model_trial import OTHERWISE
 
     rules = learning.rules(site)
-    return solver.one_model_rules(rules, OTHERWISE) if trials.goes_to_otherwise(site) else rules
+    return solver.one_model_rules(rules, OTHERWISE) if trials is not None and trials.goes_to_otherwise(site) else rules
 
 
-def play_crawl(solver: Any, learning: Any, trials: Any, folder: Path, site: str = "site.test", order: int = 0) -> dict[str, Any]:
+def play_crawl(solver: Any, learning: Any, trials: Any | None, folder: Path, site: str = "site.test", order: int = 0,
+               case_sensitive: bool = False) -> dict[str, Any]:
     """Read ``folder``'s images in order (``order`` > 0: shuffled with that seed) as the middleware reads a crawl of
     one site (``_read_for_site``), learning from the accepted answers and trying the route's models on the verdicts."""
     import random
@@ -49,12 +50,12 @@ def play_crawl(solver: Any, learning: Any, trials: Any, folder: Path, site: str 
         text, data = path.stem.split("-", 1)[1], path.read_bytes()
         rules = site_rules(solver, learning, trials, site)
         prediction, arm = solver.solve(data, rules=rules), None
-        if not getattr(rules, "unable", None):
+        if trials is not None and not getattr(rules, "unable", None):
             arm = trials.arm(site, prediction.model)
             if arm == OTHERWISE:
                 prediction = solver.solve(data, rules=solver.one_model_rules(rules, OTHERWISE))
-        right = bool(prediction.text) and prediction.text.casefold() == text.casefold()
-        if trials.verdict(site, arm, right):
+        right = bool(prediction.text) and (prediction.text == text if case_sensitive else prediction.text.casefold() == text.casefold())
+        if trials is not None and trials.verdict(site, arm, right):
             learned_at["model"] = met
         if right:
             accepted += 1
@@ -62,10 +63,10 @@ def play_crawl(solver: Any, learning: Any, trials: Any, folder: Path, site: str 
             for part in ("length", "case", "kind"):
                 if new is not None and getattr(new, part) is not None:
                     learned_at[part] = met
-        elif learning.rejected(site):
+        elif learning.rejected(site) and trials is not None:
             trials.forget(site)
     return {"images": len(paths), "accepted": accepted, "shape": learning.shape(site).describe(),
-            "model": "the generalist" if trials.goes_to_otherwise(site) else "the gate", "learned_at": learned_at}
+            "model": "the generalist" if trials is not None and trials.goes_to_otherwise(site) else "the gate", "learned_at": learned_at}
 
 
 def score(solver: Any, rules: Any, folder: Path) -> dict[str, float]:
@@ -122,6 +123,24 @@ def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> 
     return rows
 
 
+def seed_style_trials(folder: Path, orders: int, after: int) -> dict[str, Any]:
+    """The trial on the ``captcha`` library's own style, a case-sensitive site: how often the generalist takes it,
+    and the answers the trial costs against the route alone (the same images, in ``orders`` orders)."""
+    from scrapy_captcha.learning import SiteLearning
+    from scrapy_captcha.model_trial import ModelTrials
+    from scrapy_captcha.solver import Solver
+
+    solver = Solver.from_path("auto", backend="onnx")
+    base = solver.answer_rules("as-is", None, None)
+    plain = play_crawl(solver, SiteLearning(lambda c, n, a: solver.answer_rules(c, a, n), base, after), None, folder,
+                       case_sensitive=True)  # the route alone, learning as usual
+    runs = [play_crawl(solver, SiteLearning(lambda c, n, a: solver.answer_rules(c, a, n), base, after),
+                       ModelTrials(solver.route.first.name), folder, order=k, case_sensitive=True) for k in range(1, orders + 1)]
+    return {"folder": str(folder), "images": plain["images"], "orders": orders, "accepted_without_trial": plain["accepted"],
+            "accepted_with_trial": [run["accepted"] for run in runs],
+            "generalist_took_the_site": sum(run["model"] == "the generalist" for run in runs)}
+
+
 def table(rows: list[dict[str, Any]], ddddocr: dict[str, dict[str, float]]) -> str:
     def cell(figures: dict[str, float] | None, other: dict[str, float] | None = None) -> str:
         if not figures:
@@ -157,10 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=21,
                         help="where a trial of the route's models ran: also play the crawl in this many - 1 shuffled orders, "
                              "and count how often the generalist took the site (default 21)")
+    parser.add_argument("--seed-style", type=Path, metavar="DIR",
+                        help="instead: the trial on a folder of the captcha library's style as a case-sensitive site, in "
+                             "--orders orders (e.g. data/test-0.7.1); written to learned_rules_seed.json beside --out")
     parser.add_argument("--out", type=Path, default=HERE / "benchmarks" / "learned_rules.json")
     args = parser.parse_args(argv)
     from scrapy_captcha.learning import LEARN_AFTER
 
+    if args.seed_style:
+        from .machine import describe
+
+        result = seed_style_trials(args.seed_style, args.orders, LEARN_AFTER if args.after is None else args.after)
+        result["machine"] = describe()
+        out = args.out.with_name(args.out.stem + "_seed.json")
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({key: value for key, value in result.items() if key != "machine"}))
+        return 0
     missing = [name for name in args.sets if not (UNSEEN / name).is_dir()]
     if missing:
         print(f"missing unseen sets: {', '.join(missing)} (make unseen-sets)", file=sys.stderr)

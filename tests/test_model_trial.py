@@ -83,3 +83,18 @@ async def test_a_crawl_runs_the_trial_on_the_sites_verdicts(demo_site, caplog):
     host = site.url.split("://", 1)[1].rstrip("/")
     assert (f"{host}: of {TRIAL_CAPTCHAS} captchas the gate gave default, 0 answers were accepted, and 0 of {TRIAL_CAPTCHAS} "
             "read by generalist instead: the gate keeps choosing") in caplog.text
+
+
+@pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundled weights at {BUNDLED_WEIGHTS}")
+def test_the_benchmark_measures_the_trial_on_the_library_style(tmp_path):
+    from captcha.image import ImageCaptcha
+
+    from benchmarks.learned_rules import seed_style_trials
+
+    drawer = ImageCaptcha(160, 60)
+    for index, text in enumerate(["Ab3x", "Qz7K", "mN4p", "Rt8w", "Hd2e", "Kq9s"], 1):
+        drawer.write(text, str(tmp_path / f"{index}-{text}.png"))
+    result = seed_style_trials(tmp_path, orders=2, after=3)
+    assert result["images"] == 6 and result["orders"] == 2 and len(result["accepted_with_trial"]) == 2
+    assert result["generalist_took_the_site"] == 0  # 3 captchas a model are far from a trial's 32
+    assert result["accepted_without_trial"] >= 4 and all(0 <= n <= 6 for n in result["accepted_with_trial"])
