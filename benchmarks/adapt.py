@@ -177,17 +177,21 @@ def held_out_score(weights: str | Path, folder: Path, answer_case: str, alphabet
             "misread": dict(misread.most_common(8))}
 
 
-def learned_shape(recording: Path, learn_after: int | None, answer_case: str, alphabet: str | None, length: tuple[int, int] | None):
+def learned_shape(recording: Path, learn_after: int | None, answer_case: str, alphabet: str | None,
+                  length: tuple[int, int] | None) -> tuple[Any, tuple[str, tuple[int, int] | None, str | None]]:
     """What the crawls learned from the site's accepted answers (CAPTCHA_LEARN_AFTER) besides the settings, as the
-    middleware decides it, answer by answer."""
+    middleware decides it, answer by answer; and the settings the crawl read with in the end (case, length, alphabet)."""
     from scrapy_captcha.learning import LEARN_AFTER, SiteLearning
     from scrapy_captcha.recording import ACCEPTED, read_attempts
 
-    learning = SiteLearning(lambda *rules: rules, None, LEARN_AFTER if learn_after is None else learn_after, answer_case, length, alphabet)
+    settings = (answer_case, length, alphabet)
+    # the "rules" built for a shape are the settings that make them: those the middleware's solver would read with
+    learning = SiteLearning(lambda *learned: learned, settings, LEARN_AFTER if learn_after is None else learn_after,
+                            answer_case, length, alphabet)
     for attempt in read_attempts(recording):
         if attempt.verdict == ACCEPTED and attempt.answer:
             learning.accepted("site", attempt.answer)
-    return learning.shape("site")
+    return learning.shape("site"), learning.rules("site")
 
 
 def held_out_folder(style: str, pool_seed: int, root: Path = HERE / "benchmarks" / "data" / "unseen") -> Path | None:
@@ -268,13 +272,9 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
     held_out = held_out_folder(style, args.seed)
     if held_out is not None and rounds:
         # read as the crawl read at its end: with the length and case it learned from the site (scrapy_captcha.learning)
-        from scrapy_captcha.learning import KIND_ALPHABETS
-
-        shape = learned_shape(out / "recording", args.learn_after, answer_case, alphabet, length)
+        shape, (final_case, final_length, final_alphabet) = learned_shape(out / "recording", args.learn_after, answer_case,
+                                                                          alphabet, length)
         extra["learned"] = shape.describe() if shape else None
-        final_case = shape.case or answer_case
-        final_length = (shape.length, shape.length) if shape.length else length
-        final_alphabet = KIND_ALPHABETS[shape.kind] if shape.kind else alphabet
         last = out / "recording-runs" / f"round-{rounds}" / "weights.pt"
         extra["held_out_start"] = held_out_score(args.weights or "default", held_out, answer_case, alphabet, length)
         extra["held_out"] = held_out_score(last, held_out, final_case, final_alphabet, final_length)

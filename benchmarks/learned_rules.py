@@ -25,6 +25,14 @@ HERE = Path(__file__).resolve().parents[1]
 UNSEEN = HERE / "benchmarks" / "data" / "unseen"
 
 
+def new_learning(solver: Any, after: int) -> Any:
+    """A site's learning as the middleware starts it, with no answer settings: ``solver.answer_rules`` builds the rules."""
+    from scrapy_captcha.learning import SiteLearning
+
+    return SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths),
+                        solver.answer_rules("as-is", None, None), after)
+
+
 def site_rules(solver: Any, learning: Any, trials: Any, site: str) -> Any:
     """The rules the middleware reads ``site``'s captchas with, once its trial is over."""
     from scrapy_captcha.model_trial import OTHERWISE
@@ -71,11 +79,13 @@ def play_crawl(solver: Any, learning: Any, trials: Any | None, folder: Path, sit
 
 def score(solver: Any, rules: Any, folder: Path) -> dict[str, float]:
     """Case-sensitive and any-case accuracy of ``solver`` with ``rules`` on a labelled folder."""
+    from trainer.metrics import score as accuracy
+
     paths = sorted(folder.glob("*.png"))
     texts = [path.stem.split("-", 1)[1] for path in paths]
-    readings = [solver.solve(path.read_bytes(), rules=rules).text for path in paths]
-    return {"images": len(texts), "case_sensitive": sum(r == t for r, t in zip(readings, texts)) / len(texts),
-            "any_case": sum(r.casefold() == t.casefold() for r, t in zip(readings, texts)) / len(texts)}
+    figures = accuracy([solver.solve(path.read_bytes(), rules=rules).text for path in paths], texts)
+    return {"images": len(texts), "case_sensitive": figures["sequence_accuracy"],
+            "any_case": figures["sequence_accuracy_case_insensitive"]}
 
 
 def ddddocr_figures(results: Path) -> dict[str, dict[str, float]]:
@@ -92,7 +102,6 @@ def ddddocr_figures(results: Path) -> dict[str, dict[str, float]]:
 
 
 def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> list[dict[str, Any]]:
-    from scrapy_captcha.learning import SiteLearning
     from scrapy_captcha.model_trial import ModelTrials
     from scrapy_captcha.solver import Solver
 
@@ -104,15 +113,14 @@ def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> 
     for name in sets:
         started = time.perf_counter()
         pool = draw_pool(name, learn_images, 0, HERE / "benchmarks" / "data" / "learn-pools" / f"{name}-{learn_images}")
-        learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), base, after)
+        learning = new_learning(solver, after)
         trials = ModelTrials(solver.route.first.name)
         crawl = play_crawl(solver, learning, trials, pool)
         if orders > 1 and trials.started("site.test"):
             # how often the trial of the models goes the same way, over the crawl's images in other orders
-            fresh = lambda: (SiteLearning(lambda c, n, a: solver.answer_rules(c, a, n), base, after),  # noqa: E731
-                             ModelTrials(solver.route.first.name))
-            crawl["generalist_in_orders"] = sum(play_crawl(solver, *fresh(), pool, order=k)["model"] == "the generalist"
-                                                for k in range(1, orders))
+            crawl["generalist_in_orders"] = sum(
+                play_crawl(solver, new_learning(solver, after), ModelTrials(solver.route.first.name), pool, order=k)["model"]
+                == "the generalist" for k in range(1, orders))
             crawl["orders"] = orders - 1
         row = {"set": name, "crawl": crawl, "as_it_ships": score(solver, base, UNSEEN / name),
                "learned": score(solver, site_rules(solver, learning, trials, "site.test"), UNSEEN / name),
@@ -126,16 +134,13 @@ def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> 
 def seed_style_trials(folder: Path, orders: int, after: int) -> dict[str, Any]:
     """The trial on the ``captcha`` library's own style, a case-sensitive site: how often the generalist takes it,
     and the answers the trial costs against the route alone (the same images, in ``orders`` orders)."""
-    from scrapy_captcha.learning import SiteLearning
     from scrapy_captcha.model_trial import ModelTrials
     from scrapy_captcha.solver import Solver
 
     solver = Solver.from_path("auto", backend="onnx")
-    base = solver.answer_rules("as-is", None, None)
-    plain = play_crawl(solver, SiteLearning(lambda c, n, a: solver.answer_rules(c, a, n), base, after), None, folder,
-                       case_sensitive=True)  # the route alone, learning as usual
-    runs = [play_crawl(solver, SiteLearning(lambda c, n, a: solver.answer_rules(c, a, n), base, after),
-                       ModelTrials(solver.route.first.name), folder, order=k, case_sensitive=True) for k in range(1, orders + 1)]
+    plain = play_crawl(solver, new_learning(solver, after), None, folder, case_sensitive=True)  # the route alone, learning as usual
+    runs = [play_crawl(solver, new_learning(solver, after), ModelTrials(solver.route.first.name), folder, order=k,
+                       case_sensitive=True) for k in range(1, orders + 1)]
     return {"folder": str(folder), "images": plain["images"], "orders": orders, "accepted_without_trial": plain["accepted"],
             "accepted_with_trial": [run["accepted"] for run in runs],
             "generalist_took_the_site": sum(run["model"] == "the generalist" for run in runs)}

@@ -164,12 +164,13 @@ class SiteLearning:
         learned = replace(known.shape, **new)
         key = (learned.case or self.answer_case, (learned.length, learned.length) if learned.length is not None else self.answer_length,
                KIND_ALPHABETS[learned.kind] if learned.kind else self.alphabet)
-        try:
-            rules = self._built[key] if key in self._built else self._built.setdefault(key, self.build(*key))
-        except CaptchaSettingsError as exc:  # no model reads that shape: read as before
-            logger.warning("%s accepted answers of %s, which no model can keep to (%s)", site, learned.describe(), exc)
-            return None
-        known.shape, known.rules = learned, rules
+        if key not in self._built:
+            try:
+                self._built[key] = self.build(*key)
+            except CaptchaSettingsError as exc:  # no model reads that shape: read as before
+                logger.warning("%s accepted answers of %s, which no model can keep to (%s)", site, learned.describe(), exc)
+                return None
+        known.shape, known.rules = learned, self._built[key]
         return AnswerShape(**new)
 
     def rejected(self, site: str) -> AnswerShape | None:

@@ -18,7 +18,7 @@ orders of 2,000 captchas), where the trial cost 0 to 4 accepted answers, 1.9 on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["FIRST", "OTHERWISE", "TRIAL_CAPTCHAS", "TRIAL_MARGIN", "ModelTrials"]
 
@@ -30,16 +30,16 @@ TRIAL_MARGIN = 3
 FIRST, OTHERWISE = "first", "otherwise"
 
 
+def _per_arm() -> dict[str, int]:
+    return {FIRST: 0, OTHERWISE: 0}
+
+
 @dataclass
 class _Trial:
     turn: int = 0  # captchas of the default model's style met so far
-    met: dict[str, int] | None = None
-    accepted: dict[str, int] | None = None
+    met: dict[str, int] = field(default_factory=_per_arm)  # verdicts per arm
+    accepted: dict[str, int] = field(default_factory=_per_arm)
     outcome: str | None = None  # None while the trial runs; then FIRST (the gate decides) or OTHERWISE
-
-    def __post_init__(self) -> None:
-        self.met = {FIRST: 0, OTHERWISE: 0}
-        self.accepted = {FIRST: 0, OTHERWISE: 0}
 
 
 class ModelTrials:

@@ -183,13 +183,15 @@ class RoutedSolver:
                            why, self.route.path, self._member(other), self._member(name))
         if not refused and all(rule is None for rule in rules.values()):
             return None
-        return RoutedRules(rules, {name: solver.config.alphabet for name, solver in self.experts.items()}, frozenset(refused))
+        return RoutedRules(rules, self._alphabets(), frozenset(refused))
 
     def one_model_rules(self, rules: RoutedRules | None, name: str) -> RoutedRules:
         """``rules`` that send every image to the ``name`` model ("first" or "otherwise"), skipping the gate."""
         per_model = rules.rules if rules is not None else {expert: None for expert in EXPERTS}
-        return RoutedRules(dict(per_model), {expert: solver.config.alphabet for expert, solver in self.experts.items()},
-                           frozenset(EXPERTS) - {name})
+        return RoutedRules(dict(per_model), self._alphabets(), frozenset(EXPERTS) - {name})
+
+    def _alphabets(self) -> dict[str, str]:
+        return {name: solver.config.alphabet for name, solver in self.experts.items()}
 
     def _member(self, name: str) -> str:
         return f"its {name!r} model ({getattr(self.route, name).name})"

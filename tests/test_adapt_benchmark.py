@@ -106,3 +106,20 @@ def test_adapt_speed_pairs_float32_and_bfloat16_runs_on_one_recording(tmp_path: 
         (run,) = setting["runs"]
         assert run["steps_per_minute"] > 0 and 0 <= run["held_out_after"] <= 1 and 0 <= run["fresh_any_case"] <= 1
     assert 0 <= results["fresh"]["generalist_any_case"] <= 1 and results["fresh"]["captchas"] == 20
+
+
+def test_the_held_out_score_reads_with_what_the_crawls_learned(tmp_path: Path) -> None:
+    from benchmarks.adapt import learned_shape
+    from scrapy_captcha.learning import KIND_ALPHABETS, AnswerShape
+    from scrapy_captcha.recording import ACCEPTED, REJECTED, Recorder
+    from tests.hostile_site import captcha_png
+
+    recorder = Recorder(tmp_path)
+    for answer in ["QXKA", "ZBMN", "HHPW", "WWZA"] * 4:  # 16 accepted answers of capitals: 64 characters
+        recorder.record(captcha_png(), ACCEPTED, answer, 0.9, "http://site/", answer)
+    recorder.record(captcha_png(), REJECTED, "QQ12", 0.9, "http://site/", "QQ12")  # a rejected answer teaches nothing
+    # the case is the crawl's setting, so the length and the kind are learned
+    shape, settings = learned_shape(tmp_path, None, "upper", None, None)
+    assert shape == AnswerShape(4, None, "letters") and settings == ("upper", (4, 4), KIND_ALPHABETS["letters"])
+    shape, settings = learned_shape(tmp_path, 0, "upper", "ABC", None)  # nothing learned: the crawl's settings
+    assert not shape and settings == ("upper", None, "ABC")

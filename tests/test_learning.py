@@ -199,7 +199,8 @@ async def test_a_crawl_learns_the_length_applies_it_and_forgets_it_when_the_site
 def test_the_benchmark_plays_a_crawl_learns_and_scores_with_what_it_learned(tmp_path):
     from captcha.image import ImageCaptcha
 
-    from benchmarks.learned_rules import play_crawl, score, table
+    from benchmarks.learned_rules import new_learning, play_crawl, score, table
+    from scrapy_captcha.model_trial import ModelTrials
     from scrapy_captcha.solver import Solver
 
     folder = tmp_path / "site"
@@ -208,10 +209,8 @@ def test_the_benchmark_plays_a_crawl_learns_and_scores_with_what_it_learned(tmp_
     for index, text in enumerate(["QXK7", "ZBMW", "HHPA", "WRZM", "ABCE", "DEFH", "GHJK", "MNPQ", "RSTU", "VWXY"], 1):
         drawer.write(text, str(folder / f"{index}-{text}.png"))
     solver = Solver.from_path("auto", backend="onnx")
-    base = solver.answer_rules("as-is", None, None)
-    learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), base, after=3)
-    from scrapy_captcha.model_trial import ModelTrials
-
+    learning = new_learning(solver, after=3)
+    base = learning.base
     trials = ModelTrials(solver.route.first.name)
     crawl = play_crawl(solver, learning, trials, folder)
     assert crawl["images"] == 10 and crawl["accepted"] >= 8, crawl  # the seed style: the default model reads it

@@ -56,7 +56,6 @@ class AdaptConfig:
     progress: bool = True
 
 
-
 #: The recipe for a folder with hand labels (or ``--labels`` folders): a model that read the site badly
 #: (why there are hand labels) must move far from its start on a few hundred labels, so a higher
 #: learning rate, strong augmentation of the labels, and the first 30% of the steps on labels alone
