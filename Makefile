@@ -54,7 +54,8 @@ $(SCRAPY_LOWEST_DIR)/.installed: | install
 
 test-scrapy-lowest: $(SCRAPY_LOWEST_DIR)/.installed
 	PYTHONPATH=$(SCRAPY_LOWEST_DIR) $(PY) -m pytest -q -p no:cacheprovider tests/test_detection.py tests/test_middleware.py \
-		tests/test_hostile_pages.py tests/test_hostile_sessions.py tests/test_learning.py tests/test_model_trial.py
+		tests/test_hostile_pages.py tests/test_hostile_sessions.py tests/test_learning.py tests/test_model_trial.py \
+		tests/test_site_knowledge.py
 
 # Every figure of the README's performance table (about 17 minutes on 2 CPU cores); see benchmarks/.
 benchmark: install

@@ -9,7 +9,11 @@ text in any case (as the demo site and these packages' own checks do), and what 
 saw, are read with the rules as it ships and with the learned rules, side by side with ddddocr
 1.6.1's figures of the same images from ``benchmarks/results.json``.
 
+``--recurring 6 30`` plays each crawl again as 6 (and 30) shorter crawls one after another, each
+starting afresh or from the learn file the last one wrote (``CAPTCHA_LEARN_FILE``).
+
     nice -n 10 python -m benchmarks.learned_rules      # benchmarks/learned_rules.json and .md
+    nice -n 10 python -m benchmarks.learned_rules --recurring 6 30   # learned_rules_recurring.json and .md
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ UNSEEN = HERE / "benchmarks" / "data" / "unseen"
 def new_learning(solver: Any, after: int) -> Any:
     """A site's learning as the middleware starts it, with no answer settings: ``solver.answer_rules`` builds the rules."""
     from scrapy_captcha.learning import SiteLearning
+    from scrapy_captcha.site_knowledge import rules_builder
 
-    return SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths),
-                        solver.answer_rules("as-is", None, None), after)
+    return SiteLearning(rules_builder(solver), solver.answer_rules("as-is", None, None), after)
 
 
 def site_rules(solver: Any, learning: Any, trials: Any, site: str) -> Any:
@@ -41,39 +45,58 @@ def site_rules(solver: Any, learning: Any, trials: Any, site: str) -> Any:
     return solver.one_model_rules(rules, OTHERWISE) if trials is not None and trials.goes_to_otherwise(site) else rules
 
 
+def run_now(coroutine: Any) -> Any:
+    """The result of a coroutine that never waits (its reads are synchronous), without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the coroutine waited for something")
+
+
 def play_crawl(solver: Any, learning: Any, trials: Any | None, folder: Path, site: str = "site.test", order: int = 0,
-               case_sensitive: bool = False) -> dict[str, Any]:
-    """Read ``folder``'s images in order (``order`` > 0: shuffled with that seed) as the middleware reads a crawl of
-    one site (``_read_for_site``), learning from the accepted answers and trying the route's models on the verdicts."""
+               case_sensitive: bool = False, paths: list[Path] | None = None, knowledge: Any = None) -> dict[str, Any]:
+    """Read ``folder``'s images (or ``paths``) in order (``order`` > 0: shuffled with that seed) as the middleware reads a
+    crawl of one site: through :class:`scrapy_captcha.site_knowledge.SiteKnowledge`, which learns from the accepted
+    answers and tries the route's models on the verdicts (``knowledge``: one made already, e.g. with a learn file)."""
     import random
 
-    from scrapy_captcha.model_trial import OTHERWISE
+    from scrapy_captcha.site_knowledge import SiteKnowledge
 
-    paths = sorted(folder.glob("*.png"), key=lambda path: int(path.stem.split("-", 1)[0]))
+    if paths is None:
+        paths = sorted(folder.glob("*.png"), key=lambda path: int(path.stem.split("-", 1)[0]))
     if order:
+        paths = list(paths)
         random.Random(order).shuffle(paths)
     learned_at: dict[str, int] = {}
+    met = 0
+
+    def inc(key: str, count: int = 1) -> None:
+        if key.startswith("trial/"):
+            learned_at["model"] = met
+
+    if knowledge is None:
+        knowledge = SiteKnowledge(solver, learning, trials, inc)
+    else:
+        knowledge.inc = inc
     accepted = 0
     for met, path in enumerate(paths, 1):
         text, data = path.stem.split("-", 1)[1], path.read_bytes()
-        rules = site_rules(solver, learning, trials, site)
-        prediction, arm = solver.solve(data, rules=rules), None
-        if trials is not None and not getattr(rules, "unable", None):
-            arm = trials.arm(site, prediction.model)
-            if arm == OTHERWISE:
-                prediction = solver.solve(data, rules=solver.one_model_rules(rules, OTHERWISE))
+
+        async def read(rules: Any, answered: bool) -> Any:
+            return solver.solve(data, rules=rules)
+
+        prediction, arm = run_now(knowledge.read(site, read))
         right = bool(prediction.text) and (prediction.text == text if case_sensitive else prediction.text.casefold() == text.casefold())
-        if trials is not None and trials.verdict(site, arm, right):
-            learned_at["model"] = met
-        if right:
-            accepted += 1
-            new = learning.accepted(site, prediction.text)
-            for part in ("length", "case", "kind"):
-                if new is not None and getattr(new, part) is not None:
-                    learned_at[part] = met
-        elif learning.rejected(site) and trials is not None:
-            trials.forget(site)
-    return {"images": len(paths), "accepted": accepted, "shape": learning.shape(site).describe(),
+        before = knowledge.learning.shape(site)
+        knowledge.verdict(site, arm, right, prediction.text if right else None)
+        accepted += right
+        after = knowledge.learning.shape(site)
+        learned_at.update({part: met for part in ("length", "case", "kind")
+                           if getattr(after, part) is not None and getattr(before, part) is None})
+    trials = knowledge.trials
+    return {"images": len(paths), "accepted": accepted, "shape": knowledge.learning.shape(site).describe(),
             "model": "the generalist" if trials is not None and trials.goes_to_otherwise(site) else "the gate", "learned_at": learned_at}
 
 
@@ -146,6 +169,64 @@ def seed_style_trials(folder: Path, orders: int, after: int) -> dict[str, Any]:
             "generalist_took_the_site": sum(run["model"] == "the generalist" for run in runs)}
 
 
+def recurring_crawls(name: str, learn_images: int, crawls: int, after: int) -> dict[str, Any]:
+    """The played-out crawl of set ``name`` as ``crawls`` shorter crawls one after another (:func:`crawl_after_crawl`)."""
+    from scrapy_captcha.solver import Solver
+
+    from .adapt import draw_pool
+
+    solver = Solver.from_path("auto", backend="onnx")
+    pool = draw_pool(name, learn_images, 0, HERE / "benchmarks" / "data" / "learn-pools" / f"{name}-{learn_images}")
+    paths = sorted(pool.glob("*.png"), key=lambda path: int(path.stem.split("-", 1)[0]))
+    result = {"set": name, **crawl_after_crawl(solver, paths, crawls, after)}
+    print(f"{name:22s} accepted per crawl of {result['captchas_per_crawl']}: afresh {[run['accepted'] for run in result['afresh']]}, "
+          f"with the learn file {[run['accepted'] for run in result['with_learn_file']]}", flush=True)
+    return result
+
+
+def crawl_after_crawl(solver: Any, paths: list[Path], crawls: int, after: int) -> dict[str, Any]:
+    """``paths`` read as ``crawls`` crawls one after another, each starting afresh, or from the learn file the last one
+    wrote (``CAPTCHA_LEARN_FILE``, through :class:`~scrapy_captcha.site_knowledge.SiteKnowledge` as the middleware
+    reads and writes it); what each crawl got accepted and learned."""
+    import tempfile
+
+    from scrapy_captcha.model_trial import ModelTrials
+    from scrapy_captcha.site_knowledge import SiteKnowledge
+
+    size = len(paths) // crawls
+    result: dict[str, Any] = {"crawls": crawls, "captchas_per_crawl": size}
+    with tempfile.TemporaryDirectory() as folder:
+        for kept in (False, True):
+            learn_file = Path(folder) / "captcha-learned.json" if kept else None
+            runs = []
+            for crawl in range(crawls):
+                knowledge = SiteKnowledge(solver, new_learning(solver, after), ModelTrials(solver.route.first.name),
+                                          lambda key, count=1: None, learn_file=learn_file)
+                knowledge.load()  # as the middleware starts
+                runs.append(play_crawl(solver, knowledge.learning, knowledge.trials, paths[0].parent,
+                                       paths=paths[crawl * size:(crawl + 1) * size], knowledge=knowledge))
+                knowledge.save()  # as the spider closes
+            result["with_learn_file" if kept else "afresh"] = [
+                {key: run[key] for key in ("accepted", "shape", "model", "learned_at")} for run in runs]
+    return result
+
+
+def recurring_table(rows: list[dict[str, Any]]) -> str:
+    """Answers accepted in all the crawls of a set, afresh -> with the learn file, per way of cutting the crawl."""
+    cuts = sorted({(row["crawls"], row["captchas_per_crawl"]) for row in rows})
+    lines = ["| set | " + " | ".join(f"{crawls} crawls of {size}: afresh -> with the learn file" for crawls, size in cuts) + " |",
+             "|---|" + "---:|" * len(cuts)]
+    for name in dict.fromkeys(row["set"] for row in rows):
+        cells = []
+        for crawls, size in cuts:
+            row = next(row for row in rows if row["set"] == name and row["crawls"] == crawls)
+            afresh, kept = (sum(run["accepted"] for run in row[key]) for key in ("afresh", "with_learn_file"))
+            change = f" ({100 * (kept - afresh) / afresh:+.1f}%)" if afresh else ""
+            cells.append(f"{afresh} -> {f'**{kept}**' if kept > afresh else kept}{change}")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]], ddddocr: dict[str, dict[str, float]]) -> str:
     def cell(figures: dict[str, float] | None, other: dict[str, float] | None = None) -> str:
         if not figures:
@@ -184,9 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-style", type=Path, metavar="DIR",
                         help="instead: the trial on a folder of the captcha library's style as a case-sensitive site, in "
                              "--orders orders (e.g. data/test-0.7.1); written to learned_rules_seed.json beside --out")
+    parser.add_argument("--recurring", type=int, nargs="+", metavar="N",
+                        help="instead: each set's crawl as N shorter crawls one after another (each N given), afresh and with "
+                             "a learn file (CAPTCHA_LEARN_FILE); written to learned_rules_recurring.json and .md beside --out")
     parser.add_argument("--out", type=Path, default=HERE / "benchmarks" / "learned_rules.json")
     args = parser.parse_args(argv)
     from scrapy_captcha.learning import LEARN_AFTER
+
+    if args.recurring:
+        from .machine import describe
+
+        after = LEARN_AFTER if args.after is None else args.after
+        rows = [recurring_crawls(name, args.learn_images, crawls, after) for crawls in args.recurring for name in args.sets]
+        out = args.out.with_name(args.out.stem + "_recurring.json")
+        out.write_text(json.dumps({"command": "python -m benchmarks.learned_rules " + " ".join(argv if argv is not None else sys.argv[1:]),
+                                   "learn_after": after, "machine": describe(), "rows": rows}, indent=2) + "\n")
+        markdown = recurring_table(rows)
+        out.with_suffix(".md").write_text(markdown + "\n")
+        print(markdown)
+        return 0
 
     if args.seed_style:
         from .machine import describe

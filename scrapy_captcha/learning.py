@@ -156,12 +156,23 @@ class SiteLearning:
             decided = frozenset(PARTS)
         if decided == frozenset(PARTS):
             known.answers = []
-        fixed = {"length": self.answer_length is not None, "case": self.answer_case != "as-is", "kind": self.alphabet is not None}
-        new = {part: getattr(shape, part) for part in decided - known.decided if not fixed[part] and getattr(shape, part)}
+        fixed = self._fixed()
+        new = {part: getattr(shape, part) for part in decided - known.decided if part not in fixed and getattr(shape, part)}
         known.decided |= decided
         if not new:
             return None
         learned = replace(known.shape, **new)
+        if not self._apply(site, known, learned):
+            return None
+        return AnswerShape(**new)
+
+    def _fixed(self) -> set[str]:
+        """The parts of the shape that the user's settings fix."""
+        return {part for part, given in (("length", self.answer_length is not None), ("case", self.answer_case != "as-is"),
+                                         ("kind", self.alphabet is not None)) if given}
+
+    def _apply(self, site: str, known: _Site, learned: AnswerShape) -> bool:
+        """Read ``site`` as ``learned`` from now on; False (and a warning) if no model can keep to it."""
         key = (learned.case or self.answer_case, (learned.length, learned.length) if learned.length is not None else self.answer_length,
                KIND_ALPHABETS[learned.kind] if learned.kind else self.alphabet)
         if key not in self._built:
@@ -169,9 +180,9 @@ class SiteLearning:
                 self._built[key] = self.build(*key)
             except CaptchaSettingsError as exc:  # no model reads that shape: read as before
                 logger.warning("%s accepted answers of %s, which no model can keep to (%s)", site, learned.describe(), exc)
-                return None
+                return False
         known.shape, known.rules = learned, self._built[key]
-        return AnswerShape(**new)
+        return True
 
     def rejected(self, site: str) -> AnswerShape | None:
         """``site`` rejected an answer (or one was too unsure to send); returns the shape forgotten after
@@ -185,3 +196,53 @@ class SiteLearning:
         forgotten = known.shape
         self._sites[site] = _Site()
         return forgotten
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """What every site taught, as JSON-ready data (:meth:`restore` reads it back)."""
+        return {site: {"shape": {part: getattr(known.shape, part) for part in PARTS if getattr(known.shape, part) is not None},
+                       "decided": sorted(known.decided), "answers": list(known.answers), "accepted": known.accepted,
+                       "rejected_in_a_row": known.rejected_in_a_row}
+                for site, known in self._sites.items()}
+
+    def restore(self, state: dict[str, Any]) -> list[str]:
+        """Take back what :meth:`state` gave (from an earlier crawl); the sites whose shape applies again.
+
+        A part the user's settings now fix is dropped. ``ValueError`` names the site whose data is wrong.
+        """
+        restored = []
+        for site, data in state.items():
+            try:
+                known, shape = _read_site(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"site {site!r}: {exc}") from None
+            shape = replace(shape, **{part: None for part in self._fixed()})
+            self._sites[site] = known
+            if shape and self._apply(site, known, shape):
+                restored.append(site)
+        return restored
+
+
+def _read_site(data: dict[str, Any]) -> tuple[_Site, AnswerShape]:
+    """A site's :meth:`SiteLearning.state` entry checked: its bookkeeping, and the shape to apply."""
+    known = _Site()
+    shape = data.get("shape", {})
+    if not isinstance(shape, dict) or set(shape) - set(PARTS):
+        raise ValueError(f"shape must map {PARTS} to values, got {shape!r}")
+    length, case, kind = (shape.get(part) for part in PARTS)
+    if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length < 1):
+        raise ValueError(f"length must be a whole number above 0, got {length!r}")
+    if case not in (None, "upper", "lower"):
+        raise ValueError(f"case must be 'upper' or 'lower', got {case!r}")
+    if kind is not None and kind not in KIND_ALPHABETS:
+        raise ValueError(f"kind must be one of {sorted(KIND_ALPHABETS)}, got {kind!r}")
+    decided, answers = data.get("decided", []), data.get("answers", [])
+    if not isinstance(decided, list) or not set(decided) <= set(PARTS):
+        raise ValueError(f"decided must list parts of {PARTS}, got {decided!r}")
+    if not isinstance(answers, list) or not all(isinstance(answer, str) for answer in answers):
+        raise ValueError(f"answers must be a list of texts, got {answers!r}")
+    counts = [data.get(name, 0) for name in ("accepted", "rejected_in_a_row")]
+    if not all(isinstance(count, int) and not isinstance(count, bool) and count >= 0 for count in counts):
+        raise ValueError(f"accepted and rejected_in_a_row must be whole numbers, got {counts!r}")
+    known.decided, known.answers = set(decided), answers
+    known.accepted, known.rejected_in_a_row = counts
+    return known, AnswerShape(length, case, kind)

@@ -29,6 +29,9 @@ CAPTCHA_LEARN_AFTER - once a site has accepted this many answers, all of one len
     row forget what was learned. With the route, the captchas its gate gives the default model are
     read by the generalist every other time until each has 32 verdicts; the generalist takes the
     site if clearly ahead. See scrapy_captcha.learning, scrapy_captcha.model_trial (default 8; 0: never)
+CAPTCHA_LEARN_FILE - a JSON file that keeps what each site taught for the next crawl: read at
+    start-up, written when something is decided (at most every 30 s) and when the spider closes
+    (default: captcha-learned.json in JOBDIR when set; "" or False: none). See scrapy_captcha.site_knowledge
 CAPTCHA_FORM_SELECTOR, CAPTCHA_IMAGE_SELECTOR - CSS or XPath (starting with "/" or "(") of the
     captcha form and image, instead of the heuristics
 CAPTCHA_FIELD - name (or selector) of the input that takes the answer
@@ -60,7 +63,8 @@ captcha/policy_refused (image or answer URLs refused by scrapy_captcha.policy: n
 captcha/failed_with_round (requests that waited for a round that failed, and fail with it),
 captcha/learned and captcha/forgotten (sites whose answer shape was learned, and forgotten),
 captcha/trial/gate and captcha/trial/otherwise (sites whose trial of the route's models ended
-with the gate choosing, or with the generalist taking every captcha).
+with the gate choosing, or with the generalist taking every captcha), captcha/remembered (sites
+read from the start as the learn file says).
 Every captcha page met ends as captcha/detected = captcha/solved + captcha/gave_up.
 
 Settings are read and checked once, by :func:`scrapy_captcha.settings.read_settings`.
@@ -108,12 +112,13 @@ from .detection import CaptchaForm, find_captcha, needs_thread
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import InvalidImageError
-from .learning import FORGET_AFTER, SiteLearning
-from .model_trial import FIRST, OTHERWISE, TRIAL_CAPTCHAS, ModelTrials
+from .learning import SiteLearning
+from .model_trial import ModelTrials
 from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url
 from .sessions import Session, not_counted, original_url, session_key
 from .subrequests import POLICY_KEY, SUBREQUEST_KEY, captcha_request, page_again, set_referer
 from .settings import CaptchaSettings, read_settings
+from .site_knowledge import SiteKnowledge, rules_builder
 from .solver import Solver, load_solver, read_answer
 
 try:
@@ -166,11 +171,14 @@ class CaptchaMiddleware:
         self.config = config
         self.solver = solver
         self.rules = solver.answer_rules(config.answer_case, config.alphabet, config.answer_length)
-        self.learning = SiteLearning(lambda case, lengths, alphabet: solver.answer_rules(case, alphabet, lengths), self.rules,
-                                     config.learn_after, config.answer_case, config.answer_length, config.alphabet)
+        learning = SiteLearning(rules_builder(solver), self.rules, config.learn_after, config.answer_case, config.answer_length,
+                                config.alphabet)
         route = getattr(solver, "route", None)  # a route's models are tried on each site's verdicts (scrapy_captcha.model_trial)
-        self.trials = ModelTrials(route.first.name) if route is not None and config.learn_after else None
-        self._otherwise_model = route.otherwise.name if route is not None else ""
+        trials = ModelTrials(route.first.name) if route is not None and config.learn_after else None
+        self.sites = SiteKnowledge(solver, learning, trials, self._inc, lambda: {"spider": crawler.spider}, config.learn_file)
+        self.sites.load()
+        if config.learn_file is not None:
+            crawler.signals.connect(self.sites.save, signal=signals.spider_closed)
         self.recorder = BackgroundRecorder(Recorder(config.harvest_dir, config.harvest_max_bytes)) if config.harvest_dir else None
         if self.recorder is not None:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
@@ -354,7 +362,7 @@ class CaptchaMiddleware:
                 raise self._image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
             try:
                 data = await self._image_bytes(request, url, page, captcha)
-                prediction, arm = await self._read_for_site(url, data)
+                prediction, arm = await self.sites.read(_site(url), functools.partial(self._read, url, data))
             except CaptchaPolicyError:
                 raise  # the next captcha would point to the same place
             except CaptchaImageError as exc:  # e.g. a 404 or a timeout: try a fresh captcha
@@ -365,7 +373,7 @@ class CaptchaMiddleware:
             if not prediction.text or prediction.confidence < config.min_confidence:
                 self._inc("low_confidence")
                 self._record(data, NOT_SUBMITTED, prediction, url, None)
-                self._learn(url, arm, accepted=False)  # a shape that no longer fits makes readings unsure too
+                self.sites.verdict(_site(url), arm, accepted=False)  # a shape that no longer fits makes readings unsure too
                 reasons.append(
                     f"read {prediction.text!r} with confidence {prediction.confidence:.2f}, below CAPTCHA_MIN_CONFIDENCE {config.min_confidence}"
                     if prediction.text else "read no text in the image"
@@ -396,7 +404,7 @@ class CaptchaMiddleware:
                 return self._passed(request, url, page, attempt, data, prediction, answer, arm)
             self._inc("incorrect")
             self._record(data, REJECTED, prediction, url, answer)
-            self._learn(url, arm, accepted=False)
+            self.sites.verdict(_site(url), arm, accepted=False)
             reasons.append(f"answer {answer!r} rejected")
         error = CaptchaFormError if refused == config.max_attempts else CaptchaUnsolved
         if image_failures == config.max_attempts:
@@ -418,47 +426,8 @@ class CaptchaMiddleware:
             if data is not None:
                 self._record(data, ACCEPTED, prediction, url, answer or prediction.text)
                 # an arithmetic result is not the captcha's text: it counts for the trial only
-                self._learn(url, arm, accepted=True, text=prediction.text if answer in (None, prediction.text) else None)
+                self.sites.verdict(_site(url), arm, accepted=True, text=prediction.text if answer in (None, prediction.text) else None)
         return self._deliver(request, page)
-
-    def _learn(self, url: str, arm: str | None, accepted: bool, text: str | None = None) -> None:
-        """Tell :mod:`scrapy_captcha.learning` and :mod:`scrapy_captcha.model_trial` the site's verdict on an answer
-        (``text``: the accepted captcha's text; rejected and too unsure to send are both ``accepted=False``)."""
-        site, spider = _site(url), self.crawler.spider
-        if self.trials is not None and (outcome := self.trials.verdict(site, arm, accepted)):
-            to_generalist = self.trials.goes_to_otherwise(site)
-            self._inc("trial/" + ("otherwise" if to_generalist else "gate"))
-            logger.info("%s: of %d captchas the gate gave %s, %d answers were accepted, and %d of %d read by %s instead: %s "
-                        "(CAPTCHA_LEARN_AFTER)", site, TRIAL_CAPTCHAS, self.trials.first_model, outcome[FIRST], outcome[OTHERWISE],
-                        TRIAL_CAPTCHAS, self._otherwise_model,
-                        f"every captcha of the site goes to {self._otherwise_model} from now on" if to_generalist
-                        else "the gate keeps choosing", extra={"spider": spider})
-        if accepted and text is not None and (shape := self.learning.accepted(site, text)):
-            self._inc("learned")
-            logger.info("%s: its %d accepted answers show %s; its captchas are read keeping to that from now on (CAPTCHA_LEARN_AFTER)",
-                        site, self.learning.accepted_answers(site), shape.describe(), extra={"spider": spider})
-        elif not accepted and (shape := self.learning.rejected(site)):
-            self._inc("forgotten")
-            if self.trials is not None:
-                self.trials.forget(site)
-            logger.warning("%s rejected (or left unsent) %d answers in a row: no longer reading its captchas as %s (learning again)",
-                           site, FORGET_AFTER, shape.describe(), extra={"spider": spider})
-
-    async def _read_for_site(self, url: str, data: bytes) -> tuple[Prediction, str | None]:
-        """Read a captcha of ``url``'s site with what the site taught; the trial's arm it belongs to (or None)."""
-        site = _site(url)
-        rules = self.learning.rules(site)
-        if self.trials is None or getattr(rules, "unable", None):  # one model alone can answer: nothing to try
-            return await self._read(url, data, rules), None
-        if self.trials.goes_to_otherwise(site):
-            return await self._read(url, data, self.solver.one_model_rules(rules, OTHERWISE)), None
-        prediction = await self._read(url, data, rules, answered=False)
-        arm = self.trials.arm(site, prediction.model)
-        if arm == OTHERWISE:
-            prediction = await self._read(url, data, self.solver.one_model_rules(rules, OTHERWISE), answered=False)
-        if prediction.model:
-            self._inc(f"read_by/{prediction.model}")
-        return prediction, arm
 
     def _record(self, data: bytes, verdict: str, prediction: Prediction, url: str, answer: str | None) -> None:
         """Hand the image and the site's verdict to the recorder's thread (CAPTCHA_HARVEST_DIR)."""

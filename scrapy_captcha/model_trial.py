@@ -18,7 +18,8 @@ orders of 2,000 captchas), where the trial cost 0 to 4 accepted answers, 1.9 on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 __all__ = ["FIRST", "OTHERWISE", "TRIAL_CAPTCHAS", "TRIAL_MARGIN", "ModelTrials"]
 
@@ -90,3 +91,34 @@ class ModelTrials:
     def forget(self, site: str) -> None:
         """Start ``site``'s trial again (its captchas changed)."""
         self._trials.pop(site, None)
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Every site's trial as JSON-ready data (:meth:`restore` reads it back)."""
+        return {site: asdict(trial) for site, trial in self._trials.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state` gave; ``ValueError`` names the site whose data is wrong."""
+        for site, data in state.items():
+            try:
+                self._trials[site] = _read_trial(data)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"site {site!r}: trial: {exc}") from None
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"counts must be whole numbers, got {value!r}")
+    return value
+
+
+def _read_trial(data: dict[str, Any]) -> _Trial:
+    if not isinstance(data, dict) or set(data) != {"turn", "met", "accepted", "outcome"}:
+        raise ValueError(f"expected turn, met, accepted and outcome, got {data!r}")
+    if data["outcome"] not in (None, FIRST, OTHERWISE):
+        raise ValueError(f"outcome must be null, {FIRST!r} or {OTHERWISE!r}, got {data['outcome']!r}")
+    arms = {}
+    for name in ("met", "accepted"):
+        if not isinstance(data[name], dict) or set(data[name]) != {FIRST, OTHERWISE}:
+            raise ValueError(f"{name} must count {FIRST!r} and {OTHERWISE!r}, got {data[name]!r}")
+        arms[name] = {arm: min(_count(count), TRIAL_CAPTCHAS) for arm, count in data[name].items()}
+    return _Trial(_count(data["turn"]), arms["met"], arms["accepted"], data["outcome"])

@@ -158,11 +158,12 @@ class RoutedSolver:
         return cls(route, load["gate"], experts["first"], experts["otherwise"], **caps)
 
     def answer_rules(self, answer_case: str, alphabet: str | None,
-                     lengths: tuple[int, int] | None = None) -> RoutedRules | None:
+                     lengths: tuple[int, int] | None = None, warn: bool = True) -> RoutedRules | None:
         """:func:`~scrapy_captcha.answers.answer_rules` for each model; ``None`` when nothing changes.
 
-        A model that can give no allowed answer under the settings is left out (:class:`RoutedRules`,
-        logged); :class:`~scrapy_captcha.errors.CaptchaSettingsError` when neither can.
+        A model that can give no allowed answer under the settings is left out (:class:`RoutedRules`;
+        logged as the settings' fault unless ``warn`` is False); :class:`~scrapy_captcha.errors.CaptchaSettingsError`
+        when neither can.
         """
         from .answers import answer_rules
         from .errors import CaptchaSettingsError
@@ -177,7 +178,7 @@ class RoutedSolver:
         if len(refused) == len(EXPERTS):
             raise CaptchaSettingsError(f"neither model of the route {self.route.path} can answer under these settings: "
                                        + "; ".join(f"{self._member(name)}: {why}" for name, why in refused.items()))
-        for name, why in refused.items():
+        for name, why in refused.items() if warn else ():
             other = "otherwise" if name == "first" else "first"
             logger.warning("%s; the route %s reads every captcha with %s instead of %s",
                            why, self.route.path, self._member(other), self._member(name))

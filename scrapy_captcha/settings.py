@@ -18,6 +18,7 @@ from .detection import select
 from .errors import CaptchaSettingsError
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from .learning import LEARN_AFTER
+from .site_knowledge import LEARN_FILE_NAME
 from .policy import HostRule, parse_allowed_hosts
 from .backends import resolve as resolve_backend
 from .weights import DEFAULT_MODEL, weights_path
@@ -45,6 +46,7 @@ class CaptchaSettings:
     alphabet: str | None = None
     answer_length: tuple[int, int] | None = None  # CAPTCHA_ANSWER_LENGTH: shortest and longest answer
     learn_after: int = LEARN_AFTER  # CAPTCHA_LEARN_AFTER: accepted answers before a site's shape applies; 0: never
+    learn_file: Path | None = None  # CAPTCHA_LEARN_FILE (or JOBDIR's): what sites taught, kept between crawls
     form_selector: str | None = None
     image_selector: str | None = None
     field: str | None = None
@@ -86,6 +88,7 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
     if harvest_max_mb is not None and not harvest_max_mb > 0:
         raise CaptchaSettingsError(f"CAPTCHA_HARVEST_MAX_MB must be above 0, got {harvest_max_mb!r}")
     weights = weights_path(settings.get("CAPTCHA_WEIGHTS") or DEFAULT_MODEL)
+    learn_after = _learn_after(settings)
     device = str(settings.get("CAPTCHA_DEVICE") or "cpu").strip().lower()  # checked by the backend as it loads
     backend = str(settings.get("CAPTCHA_BACKEND") or "auto").strip().lower()
     resolve_backend(weights, backend, device)  # a bad CAPTCHA_BACKEND, or one that cannot read CAPTCHA_WEIGHTS
@@ -98,7 +101,8 @@ def read_settings(settings: BaseSettings) -> CaptchaSettings:
         answer_case=answer_case,
         alphabet=alphabet.strip() if alphabet else None,
         answer_length=read_answer_length(settings.get("CAPTCHA_ANSWER_LENGTH")),
-        learn_after=_learn_after(settings),
+        learn_after=learn_after,
+        learn_file=_learn_file(settings) if learn_after else None,
         form_selector=selectors["CAPTCHA_FORM_SELECTOR"],
         image_selector=selectors["CAPTCHA_IMAGE_SELECTOR"],
         field=selectors["CAPTCHA_FIELD"],
@@ -142,6 +146,30 @@ def _learn_after(settings: BaseSettings) -> int:
     if number < 0 or value is True or isinstance(value, float) and value != number:
         raise CaptchaSettingsError(f"CAPTCHA_LEARN_AFTER must be a whole number of accepted answers (0: never learn), got {value!r}")
     return number
+
+
+def _learn_file(settings: BaseSettings) -> Path | None:
+    """CAPTCHA_LEARN_FILE; unset: ``captcha-learned.json`` in JOBDIR if the crawl has one; "" or False: none."""
+    value = settings.get("CAPTCHA_LEARN_FILE")
+    if value is None:
+        job_dir = settings.get("JOBDIR")
+        if not job_dir:
+            return None
+        value = Path(job_dir) / LEARN_FILE_NAME
+    if value == "" or value is False:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE must be a file path, got {value!r}")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(path)!r} is a directory; name a file in it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(path)!r}: its folder cannot be created: {exc}") from exc
+    if not os.access(path.parent, os.W_OK | os.X_OK) or path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(path)!r} cannot be read and written")
+    return path
 
 
 def _positive_int(settings: BaseSettings, name: str, default: int) -> int:

@@ -181,7 +181,7 @@ def changing_site():
 @pytest_twisted.ensureDeferred
 async def test_a_crawl_learns_the_length_applies_it_and_forgets_it_when_the_site_changes(changing_site, caplog):
     site = changing_site
-    with caplog.at_level(logging.INFO, logger="scrapy_captcha.middleware"):
+    with caplog.at_level(logging.INFO, logger="scrapy_captcha"):
         outcome = await crawl(site, {"CAPTCHA_LEARN_AFTER": 3, "CAPTCHA_MAX_ATTEMPTS": FORGET_AFTER + 4,
                                      "CONCURRENT_REQUESTS": 1})
     assert_complete(outcome, site)

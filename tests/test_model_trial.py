@@ -73,7 +73,7 @@ def test_one_model_rules_send_every_image_to_that_model():
 async def test_a_crawl_runs_the_trial_on_the_sites_verdicts(demo_site, caplog):
     # a site that rejects every answer: 2 x 32 captchas of the library's style, half of them read by the generalist
     site = demo_site(categories=1, items_per_category=1, always_reject=True)
-    with caplog.at_level(logging.INFO, logger="scrapy_captcha.middleware"):
+    with caplog.at_level(logging.INFO, logger="scrapy_captcha"):
         outcome = await crawl(site, {"CAPTCHA_MAX_ATTEMPTS": 2 * TRIAL_CAPTCHAS + 4, "CAPTCHA_MIN_CONFIDENCE": 0},
                               start_paths=("/",), follow=False)
     assert_consistent(outcome, site)
