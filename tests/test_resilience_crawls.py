@@ -25,10 +25,12 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from example_project.demo_site import DemoSite, Session, SiteOptions
+from scrapy_captcha.site_knowledge import LEARN_FILE_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "example_project"
@@ -176,6 +178,10 @@ def test_jobdir_pause_and_resume_reaches_every_page_once(site, tmp_path):
         assert stats.get("captcha/solved", 0) == stats["accepted_answers"] <= 1, f"run {run}: {stats}"
         assert stats.get("captcha/detected", 0) == stats.get("captcha/solved", 0) + stats.get("captcha/gave_up", 0)
         assert stats.get("catalog/failed_requests", 0) == 0 and stats.get("catalog/incomplete_pages", 0) == 0, stats
+    # what the site taught outlives the restarts: JOBDIR's learn file holds every answer it accepted, run after run
+    learned = json.loads((jobdir / LEARN_FILE_NAME).read_text())
+    answers = learned["sites"][urlsplit(site.url).netloc]["answers"]
+    assert len(answers) == sum(stats["accepted_answers"] for stats in runs) >= 2, (answers, runs)
 
 
 # -- scrapy-redis ---------------------------------------------------------------------------------
