@@ -75,8 +75,9 @@ redirect chains with the session cookies stored; before MetaRefreshMiddleware (5
 page that also meta-refreshes (to itself) is solved instead of becoming a duplicate request that
 the dupefilter drops; and before RetryMiddleware (550), so a captcha served with 429 or 503 is
 solved rather than retried blindly. Its own requests (image, answer, page again; see
-scrapy_captcha.subrequests) go through every downloader middleware but not the scheduler, in the
-session and a download slot of their own (CONCURRENT_REQUESTS_PER_DOMAIN = 1 works). The image
+scrapy_captcha.exchange and scrapy_captcha.subrequests) go through every downloader middleware
+but not the scheduler, in the session and a download slot of their own
+(CONCURRENT_REQUESTS_PER_DOMAIN = 1 works). The image
 and the answer go only where scrapy_captcha.policy allows (every redirect hop checked again), are
 never retried (an answer is sent once; a failed image costs an attempt and a fresh captcha) and
 never follow a meta refresh.
@@ -98,25 +99,23 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable
 from urllib.parse import urlsplit
 
-from form2request import form2request
 from scrapy import Request, signals
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import CancelledError
 from w3lib.url import canonicalize_url
 
 from .arithmetic import arithmetic_answer
 from .codec import Prediction
 from .detection import CaptchaForm, find_captcha, needs_thread
+from .exchange import SiteExchange
 from .errors import CaptchaError, CaptchaFormError, CaptchaImageError, CaptchaPolicyError, CaptchaUnsolved
 from .recording import ACCEPTED, FORM_REFUSED, NOT_SUBMITTED, REJECTED, BackgroundRecorder, Recorder
 from .image import InvalidImageError
 from .learning import SiteLearning
 from .model_trial import ModelTrials
-from .policy import ANSWER, IMAGE, check_subrequest_url, data_uri_size, describe_url
 from .sessions import Session, not_counted, original_url, session_key
-from .subrequests import POLICY_KEY, SUBREQUEST_KEY, captcha_request, page_again, set_referer
+from .subrequests import POLICY_KEY, SUBREQUEST_KEY
 from .settings import CaptchaSettings, read_settings
 from .site_knowledge import SiteKnowledge, rules_builder
 from .solver import Solver, load_solver, read_answer
@@ -184,6 +183,7 @@ class CaptchaMiddleware:
             crawler.signals.connect(self._recording_closed, signal=signals.spider_closed)
         crawler.signals.connect(self._keep_open_while_solving, signal=signals.spider_idle)
         self._sessions: dict[tuple[str, Any], Session] = {}
+        self.exchange = SiteExchange(crawler, config, self._inc, self._session)
         if config.alphabet:
             unknown = sorted({c for c in config.alphabet} - set(self.answer_alphabet))
             if unknown:
@@ -211,7 +211,7 @@ class CaptchaMiddleware:
         meta = request.meta
         if meta.get(SUBREQUEST_KEY):
             if POLICY_KEY in meta and "redirect_urls" in meta:
-                self._check_redirect_hop(request)
+                self.exchange.check_redirect_hop(request)
             return None
         if meta.get("captcha_image"):
             meta.setdefault("download_maxsize", self.config.max_image_bytes)
@@ -294,15 +294,6 @@ class CaptchaMiddleware:
             return await run_in_thread(find)
         return find()
 
-    async def _download(self, sub: Request, request: Request) -> Response:
-        """Download ``sub`` for ``request``, which meanwhile leaves its place in CONCURRENT_REQUESTS to ``sub``."""
-        engine = self.crawler.engine
-        assert engine is not None
-        with not_counted(self.crawler, request, waiting_in=self._session(request)):  # busy meanwhile
-            if hasattr(engine, "download_async"):
-                return await engine.download_async(sub)
-            return await maybe_deferred_to_future(engine.download(sub))  # Scrapy < 2.14
-
     async def _pass(self, request: Request, response: Response, captcha: CaptchaForm) -> Response:
         """Get ``request`` past the captcha on ``response``: share the session's round or run one."""
         session = self._session(request)
@@ -359,9 +350,9 @@ class CaptchaMiddleware:
                 if captcha is None:  # the site no longer asks
                     return self._passed(request, url, page, attempt, None, None)
             if not captcha.image_url:
-                raise self._image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
+                raise self.exchange.image_error(url, "the captcha <img> has no src (drawn by JavaScript?)")
             try:
-                data = await self._image_bytes(request, url, page, captcha)
+                data = await self.exchange.image_bytes(request, url, page, captcha)
                 prediction, arm = await self.sites.read(_site(url), functools.partial(self._read, url, data))
             except CaptchaPolicyError:
                 raise  # the next captcha would point to the same place
@@ -389,7 +380,7 @@ class CaptchaMiddleware:
                 continue
             if computed:
                 self._inc("arithmetic")
-            page, target = await self._submit(request, url, page, captcha, answer)
+            page, target = await self.exchange.submit(request, url, page, captcha, answer)
             captcha = await self._find(page, request.meta)
             if captcha is None and page.status >= 400 and _same_page(page.url, target):
                 # e.g. an expired CSRF token, or a session cookie that another request replaced
@@ -454,63 +445,10 @@ class CaptchaMiddleware:
         asked = [*request.meta.get("redirect_urls", ()), request.url]
         return any(_same_page(page.url, candidate) for candidate in asked)
 
-    def _refusal(self, url: str, page_url: str, kind: str) -> str | None:
-        """Why the URL policy refuses a ``kind`` sub-request to ``url`` (``None``: allowed)."""
-        allowed_domains = getattr(self.crawler.spider, "allowed_domains", None) or ()
-        return check_subrequest_url(url, page_url, kind, allowed_domains, self.config.allowed_hosts)
-
-    def _sub_request(self, request: Request, url: str, page_url: str, kind: str, **kwargs: Any) -> Request:
-        """An image or answer request in the session of ``request``; CaptchaPolicyError if ``url`` is not allowed."""
-        reason = self._refusal(url, page_url, kind)
-        if reason is not None:
-            self._inc("policy_refused")
-            raise CaptchaPolicyError(original_url(request), reason)
-        return captcha_request(request, url, page_url, kind, **kwargs)
-
-    def _check_redirect_hop(self, hop: Request) -> None:
-        """A redirect of an image or answer request must obey the URL policy too (nothing is sent otherwise)."""
-        page_url, kind, url = hop.meta[POLICY_KEY]
-        reason = self._refusal(hop.url, page_url, kind)
-        if reason is not None:
-            self._inc("policy_refused")
-            raise CaptchaPolicyError(url, f"redirected from {describe_url(hop.meta['redirect_urls'][0])}: {reason}")
-        set_referer(hop, page_url)
-
     async def _fetch_again(self, request: Request) -> tuple[Response, CaptchaForm | None]:
-        """Fetch the page ``request`` asked for once more, in its session."""
-        try:
-            page = await self._download(page_again(request), request)
-        except Exception as exc:
-            raise CaptchaError(original_url(request), f"fetching the page again failed: {exc!r}") from exc
+        """Fetch the page ``request`` asked for once more, in its session, and look for a captcha on it."""
+        page = await self.exchange.page_again(request)
         return page, await self._find(page, request.meta)
-
-    async def _image_bytes(self, request: Request, url: str, page: Response, captcha: CaptchaForm) -> bytes:
-        max_bytes = self.config.max_image_bytes
-        if captcha.is_inline:
-            if data_uri_size(captcha.image_url) > max_bytes:
-                raise self._image_error(url, f"the data: URI image holds over CAPTCHA_MAX_IMAGE_BYTES ({max_bytes:,} bytes)")
-            try:
-                return captcha.inline_image()
-            except ValueError as exc:
-                raise self._image_error(url, f"malformed data: URI image ({exc})") from exc
-        sub = self._sub_request(request, captcha.image_url, page.url, IMAGE)
-        sub.meta["download_maxsize"] = max_bytes  # Scrapy cancels a bigger download
-        sub.headers["Accept"] = "image/avif,image/webp,image/png,image/*;q=0.8,*/*;q=0.5"
-        shown = describe_url(captcha.image_url)
-        try:
-            image = await self._download(sub, request)
-        except CaptchaError:
-            raise
-        except Exception as exc:
-            cap = f" (CAPTCHA_MAX_IMAGE_BYTES is {max_bytes:,})" if isinstance(exc, CancelledError) or "max size" in str(exc) else ""
-            raise self._image_error(url, f"downloading the image {shown} failed: {exc!r}{cap}") from exc
-        if not 200 <= image.status < 300:
-            raise self._image_error(url, f"the image {shown} answered HTTP {image.status}")
-        return image.body
-
-    def _image_error(self, url: str, reason: str) -> CaptchaImageError:
-        self._inc("image_errors")
-        return CaptchaImageError(url, reason)
 
     async def _read(self, url: str, data: bytes, rules: Any, answered: bool = True) -> Prediction:
         try:
@@ -518,7 +456,7 @@ class CaptchaMiddleware:
                 read_answer, self.solver, rules, data, self.config.max_image_bytes, self.config.max_image_pixels
             )
         except InvalidImageError as exc:
-            raise self._image_error(url, f"the captcha image is unusable: {exc}") from exc
+            raise self.exchange.image_error(url, f"the captcha image is unusable: {exc}") from exc
         self._inc("solve_time", seconds)
         if prediction.model and answered:  # a route chose the model (CAPTCHA_WEIGHTS = "auto")
             self._inc(f"read_by/{prediction.model}")
@@ -526,28 +464,11 @@ class CaptchaMiddleware:
             self._inc("other_views")
         return prediction
 
-    async def _submit(self, request: Request, url: str, page: Response, captcha: CaptchaForm, answer: str) -> tuple[Response, str]:
-        """Submit ``answer``; returns the response (after redirects) and the URL the form was sent to."""
-        try:
-            submission = form2request(captcha.form, {captcha.field: answer})
-        except (ValueError, NotImplementedError) as exc:
-            raise CaptchaFormError(url, f"cannot build the captcha form submission: {exc}") from exc
-        sub = self._sub_request(request, submission.url, page.url, ANSWER, method=submission.method, body=submission.body)
-        for name, value in submission.headers:
-            sub.headers[name] = value
-        self._inc("attempts")
-        try:
-            return await self._download(sub, request), sub.url
-        except CaptchaError:
-            raise
-        except Exception as exc:
-            raise CaptchaFormError(url, f"submitting the answer to {describe_url(submission.url)} failed: {exc!r}") from exc
-
     async def _answer_image(self, request: Request, response: Response) -> Response:
         """Image mode: put the answer of a captcha image response into its meta."""
         try:
             if not 200 <= response.status < 300:
-                raise self._image_error(request.url, f"the image answered HTTP {response.status}")
+                raise self.exchange.image_error(request.url, f"the image answered HTTP {response.status}")
             prediction = await self._read(request.url, response.body, self.rules)  # no verdict: nothing learned
         except CaptchaImageError as exc:
             logger.warning("Could not read the captcha image %s: %s", request.url, exc.reason, extra={"spider": self.crawler.spider})
