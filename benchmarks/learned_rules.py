@@ -29,20 +29,25 @@ HERE = Path(__file__).resolve().parents[1]
 UNSEEN = HERE / "benchmarks" / "data" / "unseen"
 
 
-def new_learning(solver: Any, after: int) -> Any:
-    """A site's learning as the middleware starts it, with no answer settings: ``solver.answer_rules`` builds the rules."""
+def new_knowledge(solver: Any, after: int, trial: bool = True, learn_file: Path | None = None) -> Any:
+    """What the middleware knows of the sites as it starts, with no answer settings (its learn file read, if any):
+    a :class:`~scrapy_captcha.site_knowledge.SiteKnowledge` with the route's trial (``trial=False``: the route alone)."""
     from scrapy_captcha.learning import SiteLearning
-    from scrapy_captcha.site_knowledge import rules_builder
+    from scrapy_captcha.model_trial import ModelTrials
+    from scrapy_captcha.site_knowledge import SiteKnowledge, rules_builder
 
-    return SiteLearning(rules_builder(solver), solver.answer_rules("as-is", None, None), after)
+    learning = SiteLearning(rules_builder(solver), solver.answer_rules("as-is", None, None), after)
+    knowledge = SiteKnowledge(solver, learning, ModelTrials(solver.route.first.name) if trial else None,
+                              lambda key, count=1: None, learn_file=learn_file)
+    knowledge.load()
+    return knowledge
 
 
-def site_rules(solver: Any, learning: Any, trials: Any, site: str) -> Any:
+def site_rules(knowledge: Any, site: str) -> Any:
     """The rules the middleware reads ``site``'s captchas with, once its trial is over."""
-    from scrapy_captcha.model_trial import OTHERWISE
-
-    rules = learning.rules(site)
-    return solver.one_model_rules(rules, OTHERWISE) if trials is not None and trials.goes_to_otherwise(site) else rules
+    rules = knowledge.learning.rules(site)
+    trials = knowledge.trials
+    return knowledge.one_model_rules(rules) if trials is not None and trials.goes_to_otherwise(site) else rules
 
 
 def run_now(coroutine: Any) -> Any:
@@ -55,14 +60,12 @@ def run_now(coroutine: Any) -> Any:
     raise RuntimeError("the coroutine waited for something")
 
 
-def play_crawl(solver: Any, learning: Any, trials: Any | None, folder: Path, site: str = "site.test", order: int = 0,
-               case_sensitive: bool = False, paths: list[Path] | None = None, knowledge: Any = None) -> dict[str, Any]:
+def play_crawl(solver: Any, knowledge: Any, folder: Path | None, site: str = "site.test", order: int = 0,
+               case_sensitive: bool = False, paths: list[Path] | None = None) -> dict[str, Any]:
     """Read ``folder``'s images (or ``paths``) in order (``order`` > 0: shuffled with that seed) as the middleware reads a
-    crawl of one site: through :class:`scrapy_captcha.site_knowledge.SiteKnowledge`, which learns from the accepted
-    answers and tries the route's models on the verdicts (``knowledge``: one made already, e.g. with a learn file)."""
+    crawl of one site: through ``knowledge`` (:func:`new_knowledge`), which learns from the accepted answers and tries
+    the route's models on the verdicts."""
     import random
-
-    from scrapy_captcha.site_knowledge import SiteKnowledge
 
     if paths is None:
         paths = sorted(folder.glob("*.png"), key=lambda path: int(path.stem.split("-", 1)[0]))
@@ -76,10 +79,7 @@ def play_crawl(solver: Any, learning: Any, trials: Any | None, folder: Path, sit
         if key.startswith("trial/"):
             learned_at["model"] = met
 
-    if knowledge is None:
-        knowledge = SiteKnowledge(solver, learning, trials, inc)
-    else:
-        knowledge.inc = inc
+    knowledge.inc = inc
     accepted = 0
     for met, path in enumerate(paths, 1):
         text, data = path.stem.split("-", 1)[1], path.read_bytes()
@@ -125,7 +125,6 @@ def ddddocr_figures(results: Path) -> dict[str, dict[str, float]]:
 
 
 def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> list[dict[str, Any]]:
-    from scrapy_captcha.model_trial import ModelTrials
     from scrapy_captcha.solver import Solver
 
     from .adapt import draw_pool
@@ -136,17 +135,15 @@ def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> 
     for name in sets:
         started = time.perf_counter()
         pool = draw_pool(name, learn_images, 0, HERE / "benchmarks" / "data" / "learn-pools" / f"{name}-{learn_images}")
-        learning = new_learning(solver, after)
-        trials = ModelTrials(solver.route.first.name)
-        crawl = play_crawl(solver, learning, trials, pool)
-        if orders > 1 and trials.started("site.test"):
+        knowledge = new_knowledge(solver, after)
+        crawl = play_crawl(solver, knowledge, pool)
+        if orders > 1 and knowledge.trials.started("site.test"):
             # how often the trial of the models goes the same way, over the crawl's images in other orders
             crawl["generalist_in_orders"] = sum(
-                play_crawl(solver, new_learning(solver, after), ModelTrials(solver.route.first.name), pool, order=k)["model"]
-                == "the generalist" for k in range(1, orders))
+                play_crawl(solver, new_knowledge(solver, after), pool, order=k)["model"] == "the generalist" for k in range(1, orders))
             crawl["orders"] = orders - 1
         row = {"set": name, "crawl": crawl, "as_it_ships": score(solver, base, UNSEEN / name),
-               "learned": score(solver, site_rules(solver, learning, trials, "site.test"), UNSEEN / name),
+               "learned": score(solver, site_rules(knowledge, "site.test"), UNSEEN / name),
                "seconds": time.perf_counter() - started}
         rows.append(row)
         print(f"{name:22s} learned {crawl['shape']!r}, {crawl['model']}, at {crawl['learned_at']} ({crawl['accepted']} of {crawl['images']} accepted); "
@@ -157,13 +154,11 @@ def measure(sets: list[str], learn_images: int, after: int, orders: int = 1) -> 
 def seed_style_trials(folder: Path, orders: int, after: int) -> dict[str, Any]:
     """The trial on the ``captcha`` library's own style, a case-sensitive site: how often the generalist takes it,
     and the answers the trial costs against the route alone (the same images, in ``orders`` orders)."""
-    from scrapy_captcha.model_trial import ModelTrials
     from scrapy_captcha.solver import Solver
 
     solver = Solver.from_path("auto", backend="onnx")
-    plain = play_crawl(solver, new_learning(solver, after), None, folder, case_sensitive=True)  # the route alone, learning as usual
-    runs = [play_crawl(solver, new_learning(solver, after), ModelTrials(solver.route.first.name), folder, order=k,
-                       case_sensitive=True) for k in range(1, orders + 1)]
+    plain = play_crawl(solver, new_knowledge(solver, after, trial=False), folder, case_sensitive=True)  # the route alone, learning as usual
+    runs = [play_crawl(solver, new_knowledge(solver, after), folder, order=k, case_sensitive=True) for k in range(1, orders + 1)]
     return {"folder": str(folder), "images": plain["images"], "orders": orders, "accepted_without_trial": plain["accepted"],
             "accepted_with_trial": [run["accepted"] for run in runs],
             "generalist_took_the_site": sum(run["model"] == "the generalist" for run in runs)}
@@ -190,9 +185,6 @@ def crawl_after_crawl(solver: Any, paths: list[Path], crawls: int, after: int) -
     reads and writes it); what each crawl got accepted and learned."""
     import tempfile
 
-    from scrapy_captcha.model_trial import ModelTrials
-    from scrapy_captcha.site_knowledge import SiteKnowledge
-
     size = len(paths) // crawls
     result: dict[str, Any] = {"crawls": crawls, "captchas_per_crawl": size}
     with tempfile.TemporaryDirectory() as folder:
@@ -200,11 +192,8 @@ def crawl_after_crawl(solver: Any, paths: list[Path], crawls: int, after: int) -
             learn_file = Path(folder) / "captcha-learned.json" if kept else None
             runs = []
             for crawl in range(crawls):
-                knowledge = SiteKnowledge(solver, new_learning(solver, after), ModelTrials(solver.route.first.name),
-                                          lambda key, count=1: None, learn_file=learn_file)
-                knowledge.load()  # as the middleware starts
-                runs.append(play_crawl(solver, knowledge.learning, knowledge.trials, paths[0].parent,
-                                       paths=paths[crawl * size:(crawl + 1) * size], knowledge=knowledge))
+                knowledge = new_knowledge(solver, after, learn_file=learn_file)  # as the middleware starts
+                runs.append(play_crawl(solver, knowledge, None, paths=paths[crawl * size:(crawl + 1) * size]))
                 knowledge.save()  # as the spider closes
             result["with_learn_file" if kept else "afresh"] = [
                 {key: run[key] for key in ("accepted", "shape", "model", "learned_at")} for run in runs]

@@ -199,8 +199,7 @@ async def test_a_crawl_learns_the_length_applies_it_and_forgets_it_when_the_site
 def test_the_benchmark_plays_a_crawl_learns_and_scores_with_what_it_learned(tmp_path):
     from captcha.image import ImageCaptcha
 
-    from benchmarks.learned_rules import new_learning, play_crawl, score, table
-    from scrapy_captcha.model_trial import ModelTrials
+    from benchmarks.learned_rules import new_knowledge, play_crawl, score, table
     from scrapy_captcha.solver import Solver
 
     folder = tmp_path / "site"
@@ -209,10 +208,10 @@ def test_the_benchmark_plays_a_crawl_learns_and_scores_with_what_it_learned(tmp_
     for index, text in enumerate(["QXK7", "ZBMW", "HHPA", "WRZM", "ABCE", "DEFH", "GHJK", "MNPQ", "RSTU", "VWXY"], 1):
         drawer.write(text, str(folder / f"{index}-{text}.png"))
     solver = Solver.from_path("auto", backend="onnx")
-    learning = new_learning(solver, after=3)
+    knowledge = new_knowledge(solver, after=3)
+    learning, trials = knowledge.learning, knowledge.trials
     base = learning.base
-    trials = ModelTrials(solver.route.first.name)
-    crawl = play_crawl(solver, learning, trials, folder)
+    crawl = play_crawl(solver, knowledge, folder)
     assert crawl["images"] == 10 and crawl["accepted"] >= 8, crawl  # the seed style: the default model reads it
     assert crawl["shape"].startswith("4 characters") and 3 <= crawl["learned_at"]["length"] <= 5, crawl
     learned = learning.rules("site.test")
