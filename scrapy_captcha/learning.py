@@ -197,12 +197,13 @@ class SiteLearning:
         self._sites[site] = _Site()
         return forgotten
 
-    def state(self) -> dict[str, dict[str, Any]]:
-        """What every site taught, as JSON-ready data (:meth:`restore` reads it back)."""
+    def state(self, sites: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """What every site (or each of ``sites`` known) taught, as JSON-ready data (:meth:`restore` reads it back)."""
+        chosen = self._sites if sites is None else {site: self._sites[site] for site in sites if site in self._sites}
         return {site: {"shape": {part: getattr(known.shape, part) for part in PARTS if getattr(known.shape, part) is not None},
                        "decided": sorted(known.decided), "answers": list(known.answers), "accepted": known.accepted,
                        "rejected_in_a_row": known.rejected_in_a_row}
-                for site, known in self._sites.items()}
+                for site, known in chosen.items()}
 
     def restore(self, state: dict[str, Any]) -> list[str]:
         """Take back what :meth:`state` gave (from an earlier crawl); the sites whose shape applies again.

@@ -19,7 +19,7 @@ orders of 2,000 captchas), where the trial cost 0 to 4 accepted answers, 1.9 on 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["FIRST", "OTHERWISE", "TRIAL_CAPTCHAS", "TRIAL_MARGIN", "ModelTrials"]
 
@@ -92,9 +92,10 @@ class ModelTrials:
         """Start ``site``'s trial again (its captchas changed)."""
         self._trials.pop(site, None)
 
-    def state(self) -> dict[str, dict[str, Any]]:
-        """Every site's trial as JSON-ready data (:meth:`restore` reads it back)."""
-        return {site: asdict(trial) for site, trial in self._trials.items()}
+    def state(self, sites: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Every site's trial (or each of ``sites``' that has one) as JSON-ready data (:meth:`restore` reads it back)."""
+        chosen = self._trials if sites is None else {site: self._trials[site] for site in sites if site in self._trials}
+        return {site: asdict(trial) for site, trial in chosen.items()}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take back what :meth:`state` gave; ``ValueError`` names the site whose data is wrong."""

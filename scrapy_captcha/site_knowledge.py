@@ -11,25 +11,23 @@ where it runs; a crawl that runs every day, or stops and resumes, would learn al
 a crawl of fewer captchas than that never would. With a learn file (``CAPTCHA_LEARN_FILE``; by
 default ``captcha-learned.json`` in ``JOBDIR`` when the crawl has one) what each site taught is read
 at start-up, written when a site's shape or trial is decided or forgotten (at most every
-:data:`SAVE_EVERY` seconds) and when the spider closes (its answers so far too), each time whole, to
-a temporary file renamed over the old one: the file is never half-written. A trial's outcome is kept
-only while the route's models are the same files (a file from other models keeps the shapes and
-starts the trials again). A file that is not one of ours stops the crawl at start-up with an error
-naming it, and is left as it is. Crawls that share a file at the same time each write what they
-know: the last one to close wins.
+:data:`SAVE_EVERY` seconds) and when the spider closes (its answers so far too). Each write is whole
+(:mod:`scrapy_captcha.learn_file`: never half-written) and puts what the sites this crawl met taught
+over what the file holds by then, so that crawls sharing one file at once (a project's spiders of
+several sites) keep each other's sites. A trial's outcome is kept only while the route's models are
+the same files (a file from other models keeps the shapes and starts the trials again). A file that
+is not one of ours stops the crawl at start-up with an error naming it, and is left as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from . import learn_file
 from .codec import Prediction
 from .errors import CaptchaSettingsError
 from .learning import FORGET_AFTER, SiteLearning
@@ -39,7 +37,7 @@ __all__ = ["LEARN_FILE_FORMAT", "LEARN_FILE_NAME", "SiteKnowledge", "models_id",
 
 logger = logging.getLogger(__name__)
 
-LEARN_FILE_FORMAT, LEARN_FILE_VERSION = "scrapy-captcha-learned-sites", 1
+LEARN_FILE_FORMAT = learn_file.FORMAT
 #: The learn file's name in JOBDIR, where ``CAPTCHA_LEARN_FILE`` is not set.
 LEARN_FILE_NAME = "captcha-learned.json"
 #: Seconds at least between two writes of the learn file mid-crawl: a broad crawl decides something for
@@ -88,6 +86,7 @@ class SiteKnowledge:
         self._one_model: dict[int, tuple[Any, Any]] = {}  # the rules that skip the gate, by the rules they come from
         self._models = models_id(solver) if learn_file is not None else None
         self._saved_at = -SAVE_EVERY  # monotonic time of the last write: none yet
+        self._met: set[str] = set()  # the sites this crawl gave verdicts of: what it writes over the file
 
     # -- reading and verdicts --
 
@@ -117,6 +116,7 @@ class SiteKnowledge:
         """The site's verdict on an answer: ``text`` is the accepted captcha's text (``None`` for an arithmetic
         result); rejected answers and readings too unsure to send are both ``accepted=False``."""
         changed = False
+        self._met.add(site)
         if self.trials is not None and (outcome := self.trials.verdict(site, arm, accepted)):
             to_generalist, changed = self.trials.goes_to_otherwise(site), True
             self.inc("trial/" + ("otherwise" if to_generalist else "gate"))
@@ -153,19 +153,15 @@ class SiteKnowledge:
     def load(self) -> None:
         """Read the learn file, if there is one; :class:`CaptchaSettingsError` naming it if it is not ours or is damaged."""
         path = self.learn_file
-        if path is None or not path.exists():
+        if path is None:
             return
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise self._file_error(f"cannot be read as JSON ({exc})") from exc
-        if not isinstance(data, dict) or data.get("format") != LEARN_FILE_FORMAT:
-            raise self._file_error(f'is not a scrapy-captcha learn file (no "format": "{LEARN_FILE_FORMAT}")')
-        if data.get("version") != LEARN_FILE_VERSION:
-            raise self._file_error(f"has format version {data.get('version')!r}; this scrapy-captcha reads {LEARN_FILE_VERSION}")
-        sites, trials = data.get("sites"), data.get("trials", {})
-        if not isinstance(sites, dict) or not isinstance(trials, dict):
-            raise self._file_error('holds no "sites" and "trials" objects')
+            data = learn_file.read(path)
+        except learn_file.LearnFileError as exc:
+            raise self._file_error(str(exc)) from exc
+        if data is None:
+            return
+        sites, trials = data["sites"], data["trials"]
         same_models = self.trials is not None and data.get("models") == self._models
         try:
             shaped = self.learning.restore(sites)
@@ -181,26 +177,28 @@ class SiteKnowledge:
                     "generalist alone%s", path, len(sites), len(shaped), len(to_generalist), other_models, extra=self.extra())
 
     def save(self) -> None:
-        """Write what every site taught to the learn file (whole, by renaming a temporary file over it)."""
+        """Write the learn file: what it holds now (another crawl sharing it may have written since this one read it),
+        with what this crawl's sites taught over it; whole, by renaming a temporary file over it, under its lock."""
         path = self.learn_file
         if path is None:
             return
-        data = {"format": LEARN_FILE_FORMAT, "version": LEARN_FILE_VERSION,
-                "about": "What each site's verdicts taught scrapy-captcha (CAPTCHA_LEARN_FILE); delete it to learn again.",
-                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": self._models,
-                "sites": self.learning.state(), "trials": self.trials.state() if self.trials is not None else {}}
         self._saved_at = time.monotonic()
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("w", encoding="utf-8") as file:
-                json.dump(data, file, indent=1, sort_keys=True)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
+            with learn_file.locked(path):
+                try:
+                    current = learn_file.read(path) or {"sites": {}, "trials": {}}
+                except learn_file.LearnFileError as exc:  # replaced by something else since the start: not overwritten
+                    logger.error("CAPTCHA_LEARN_FILE %s %s now; it is left as it is, and what the sites taught is kept in memory",
+                                 path, exc, extra=self.extra())
+                    return
+                sites = {**current["sites"], **self.learning.state(self._met)}
+                trials = current["trials"] if current.get("models") == self._models else {}
+                if self.trials is not None:
+                    trials = {**trials, **self.trials.state(self._met)}
+                learn_file.write(path, self._models, sites, trials)
         except OSError as exc:
             logger.error("CAPTCHA_LEARN_FILE %s could not be written (%s); what the sites taught is kept in memory",
                          path, exc, extra=self.extra())
-            temporary.unlink(missing_ok=True)
 
     def _file_error(self, what: str) -> CaptchaSettingsError:
         return CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(self.learn_file)!r} {what}; move it away (or delete it to learn "

@@ -155,7 +155,31 @@ def test_a_broad_crawl_writes_the_file_at_most_every_so_often_and_whole_at_the_c
     assert list(json.loads(path.read_text())["sites"]) == ["site0.test"]
     known.save()  # the spider closes
     assert len(json.loads(path.read_text())["sites"]) == 50
-    assert [entry.name for entry in tmp_path.iterdir()] == ["learned.json"]  # no temporary file left
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [".learned.json.lock", "learned.json"]  # no temporary file
+
+
+def test_crawls_sharing_the_file_at_once_keep_each_others_sites(route, tmp_path):
+    path = tmp_path / "learned.json"
+    teach(knowledge(route, path, after=2), "old.test", ["QX7K", "ZB2M"])  # an earlier crawl
+    shop, news = knowledge(route, path, after=2), knowledge(route, path, after=2)  # two spiders start together
+    teach(shop, "shop.test", ["ABCDE", "FGHJK"])
+    teach(news, "news.test", ["123456", "789012"])
+    teach(shop, "old.test", ["QX7K"] * 8)  # only the shop crawl meets old.test again
+    shop.save()
+    news.save()  # news.test's crawl closes last, with old.test as it was when it started
+    later = knowledge(route, path, after=2)
+    assert later.learning.shape("shop.test") == AnswerShape(5, "upper") and later.learning.shape("news.test") == AnswerShape(6)
+    assert later.learning.shape("old.test") == AnswerShape(4, "upper")  # the shop crawl's newer case, not news' stale copy
+
+
+def test_a_file_replaced_by_something_else_mid_crawl_is_not_overwritten(route, tmp_path, caplog):
+    path = tmp_path / "learned.json"
+    known = knowledge(route, path, after=2)
+    path.write_text("notes of mine")
+    with caplog.at_level(logging.ERROR, logger="scrapy_captcha"):
+        teach(known, "a.test", ["QX7K", "ZB2M"])
+    assert path.read_text() == "notes of mine"
+    assert f"CAPTCHA_LEARN_FILE {path} cannot be read as JSON" in caplog.text and "it is left as it is" in caplog.text
 
 
 def test_the_setting(tmp_path):
