@@ -200,6 +200,18 @@ def crawl_after_crawl(solver: Any, paths: list[Path], crawls: int, after: int) -
     return result
 
 
+def compact_json(value: Any, indent: str = "") -> str:
+    """JSON indented like ``indent=2``, but any object or list short enough on one line (a crawl's figures) on one line."""
+    flat = json.dumps(value)
+    if len(flat) <= 110 or not isinstance(value, (dict, list)) or not value:
+        return flat
+    inner = indent + "  "
+    items = ([f"{inner}{json.dumps(key)}: {compact_json(item, inner)}" for key, item in value.items()] if isinstance(value, dict)
+             else [f"{inner}{compact_json(item, inner)}" for item in value])
+    brackets = "{}" if isinstance(value, dict) else "[]"
+    return brackets[0] + "\n" + ",\n".join(items) + "\n" + indent + brackets[1]
+
+
 def recurring_table(rows: list[dict[str, Any]]) -> str:
     """Answers accepted in all the crawls of a set, afresh -> with the learn file, per way of cutting the crawl."""
     cuts = sorted({(row["crawls"], row["captchas_per_crawl"]) for row in rows})
@@ -267,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         after = LEARN_AFTER if args.after is None else args.after
         rows = [recurring_crawls(name, args.learn_images, crawls, after) for crawls in args.recurring for name in args.sets]
         out = args.out.with_name(args.out.stem + "_recurring.json")
-        out.write_text(json.dumps({"command": "python -m benchmarks.learned_rules " + " ".join(argv if argv is not None else sys.argv[1:]),
-                                   "learn_after": after, "machine": describe(), "rows": rows}, indent=2) + "\n")
+        out.write_text(compact_json({"command": "python -m benchmarks.learned_rules " + " ".join(argv if argv is not None else sys.argv[1:]),
+                                     "learn_after": after, "machine": describe(), "rows": rows}) + "\n")
         markdown = recurring_table(rows)
         out.with_suffix(".md").write_text(markdown + "\n")
         print(markdown)

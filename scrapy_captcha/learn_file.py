@@ -22,9 +22,11 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FORMAT", "VERSION", "LearnFileError", "locked", "read", "write"]
+__all__ = ["FORMAT", "NAME_IN_JOBDIR", "VERSION", "LearnFileError", "locked", "read", "write"]
 
 FORMAT, VERSION = "scrapy-captcha-learned-sites", 1
+#: The learn file's name in JOBDIR, where ``CAPTCHA_LEARN_FILE`` is not set.
+NAME_IN_JOBDIR = "captcha-learned.json"
 ABOUT = "What each site's verdicts taught scrapy-captcha (CAPTCHA_LEARN_FILE); delete it to learn again."
 
 

@@ -18,7 +18,7 @@ from .detection import select
 from .errors import CaptchaSettingsError
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from .learning import LEARN_AFTER
-from .site_knowledge import LEARN_FILE_NAME
+from .learn_file import NAME_IN_JOBDIR as LEARN_FILE_NAME
 from .policy import HostRule, parse_allowed_hosts
 from .backends import resolve as resolve_backend
 from .weights import DEFAULT_MODEL, weights_path

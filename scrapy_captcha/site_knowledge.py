@@ -37,9 +37,7 @@ __all__ = ["LEARN_FILE_FORMAT", "LEARN_FILE_NAME", "SiteKnowledge", "models_id",
 
 logger = logging.getLogger(__name__)
 
-LEARN_FILE_FORMAT = learn_file.FORMAT
-#: The learn file's name in JOBDIR, where ``CAPTCHA_LEARN_FILE`` is not set.
-LEARN_FILE_NAME = "captcha-learned.json"
+LEARN_FILE_FORMAT, LEARN_FILE_NAME = learn_file.FORMAT, learn_file.NAME_IN_JOBDIR
 #: Seconds at least between two writes of the learn file mid-crawl: a broad crawl decides something for
 #: thousands of sites, and each write is the whole file. The spider's close writes it in any case.
 SAVE_EVERY = 30.0
