@@ -189,10 +189,13 @@ class SiteKnowledge:
                     logger.error("CAPTCHA_LEARN_FILE %s %s now; it is left as it is, and what the sites taught is kept in memory",
                                  path, exc, extra=self.extra())
                     return
-                sites = {**current["sites"], **self.learning.state(self._met)}
-                trials = current["trials"] if current.get("models") == self._models else {}
+                # the sites this crawl met, as it knows them now (a forgotten trial or shape goes); the others as the file has them
+                sites = {site: data for site, data in current["sites"].items() if site not in self._met}
+                sites.update(self.learning.state(self._met))
+                trials = {site: data for site, data in current["trials"].items() if site not in self._met} \
+                    if current.get("models") == self._models else {}
                 if self.trials is not None:
-                    trials = {**trials, **self.trials.state(self._met)}
+                    trials.update(self.trials.state(self._met))
                 learn_file.write(path, self._models, sites, trials)
         except OSError as exc:
             logger.error("CAPTCHA_LEARN_FILE %s could not be written (%s); what the sites taught is kept in memory",

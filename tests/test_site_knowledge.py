@@ -12,7 +12,7 @@ from scrapy.settings import Settings
 
 from scrapy_captcha import BUNDLED_WEIGHTS
 from scrapy_captcha.errors import CaptchaSettingsError
-from scrapy_captcha.learning import AnswerShape, SiteLearning
+from scrapy_captcha.learning import FORGET_AFTER, AnswerShape, SiteLearning
 from scrapy_captcha.model_trial import FIRST, OTHERWISE, TRIAL_CAPTCHAS, ModelTrials
 from scrapy_captcha.settings import read_settings
 from scrapy_captcha.site_knowledge import LEARN_FILE_FORMAT, LEARN_FILE_NAME, SiteKnowledge, models_id, rules_builder
@@ -170,6 +170,22 @@ def test_crawls_sharing_the_file_at_once_keep_each_others_sites(route, tmp_path)
     later = knowledge(route, path, after=2)
     assert later.learning.shape("shop.test") == AnswerShape(5, "upper") and later.learning.shape("news.test") == AnswerShape(6)
     assert later.learning.shape("old.test") == AnswerShape(4, "upper")  # the shop crawl's newer case, not news' stale copy
+
+
+def test_what_a_later_crawl_forgets_leaves_the_file_too(route, tmp_path):
+    path = tmp_path / "learned.json"
+    first = knowledge(route, path, after=2)
+    teach(first, "t.test", ["QX7K", "ZB2M"])
+    for arm in [first.trials.arm("t.test", route.route.first.name) for _ in range(2 * TRIAL_CAPTCHAS)]:
+        first.verdict("t.test", arm, accepted=arm == OTHERWISE, text="QX7K" if arm == OTHERWISE else None)
+    first.save()
+    second = knowledge(route, path, after=2)
+    assert second.trials.goes_to_otherwise("t.test") and second.learning.shape("t.test") == AnswerShape(4, "upper")
+    for _ in range(FORGET_AFTER):  # the site changed its captchas
+        second.verdict("t.test", None, accepted=False)
+    second.save()
+    third = knowledge(route, path, after=2)
+    assert not third.trials.started("t.test") and third.learning.shape("t.test") == AnswerShape()
 
 
 def test_a_file_replaced_by_something_else_mid_crawl_is_not_overwritten(route, tmp_path, caplog):
