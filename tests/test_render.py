@@ -148,6 +148,25 @@ def test_the_generalist_mix_keeps_the_seed_task_in_it():
     assert plain_labels
 
 
+def test_narrow_rich_texts_come_in_their_share_and_leave_other_mixes_as_they_drew():
+    from trainer.render.base import NARROW_CHARACTERS, random_text
+
+    rng = random.Random(5)
+    texts = [random_text(rng, LETTERS, (8, 8), narrow=0.25) for _ in range(2000)]
+    narrow = [sum(c in NARROW_CHARACTERS for c in text) / len(text) for text in texts]
+    rich = sum(share >= 0.3 for share in narrow) / len(texts)  # a rich text holds 0.4 + 0.6 x 9/62 narrow ones on average
+    assert 0.18 < rich < 0.35, rich
+    assert all(len(text) == 8 and set(text) <= set(LETTERS) for text in texts)
+    # at 0 no draw is spent on it: a seed draws the texts it drew before the option existed
+    before, now = random.Random(7), random.Random(7)
+    assert ["".join(before.choice(LETTERS) for _ in range(before.randint(1, 12))) for _ in range(50)] == \
+        [random_text(now, LETTERS, (1, 12)) for _ in range(50)]
+    wide, narrow_mix = (build_drawer(mix, TextSpec(GENERALIST_ALPHABET, (1, 12))) for mix in ("generalist-wide", "generalist-narrow"))
+    assert MIXES["generalist-narrow"] == MIXES["generalist-wide"]
+    share = [sum(c in NARROW_CHARACTERS for _, label in draws(d, 300, seed=2) for c in label) for d in (wide, narrow_mix)]
+    assert share[1] > 1.2 * share[0], share
+
+
 def test_parse_mix_names_and_weights():
     assert parse_mix("styled") == {"styled": 1.0}
     assert parse_mix("styled:3,0.7:1") == {"styled": 3.0, "0.7": 1.0}

@@ -41,9 +41,14 @@ MIXES: dict[str, dict[str, float]] = {
     # the fourth: with the route reading the library's styles by the default model, the generalist leans
     # on the broad families again, tumbling and scattered characters among them
     "generalist-wide": {"0.7": 0.12, "0.5": 0.08, "plain": 0.14, "styled": 0.36, "scattered": 0.20, "arithmetic": 0.10},
+    # the same, a quarter of our own families' texts rich in narrow characters (I, l, 1, j...), which the
+    # generalist drops where they stand side by side (NARROW_MIXES)
+    "generalist-narrow": {"0.7": 0.12, "0.5": 0.08, "plain": 0.14, "styled": 0.36, "scattered": 0.20, "arithmetic": 0.10},
 }
 #: The mixes whose library styles draw the seed task's texts (see :func:`family_text`).
-GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed", "generalist-wide")
+GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed", "generalist-wide", "generalist-narrow")
+#: Mixes whose own families draw this share of their texts rich in narrow characters (:class:`TextSpec`'s ``narrow``).
+NARROW_MIXES = {"generalist-narrow": 0.25}
 #: In the generalist mixes the library styles draw the seed task's texts, so its floors keep being trained.
 SEED_TEXT = TextSpec(SEED_ALPHABET, (4, 4))
 SEED_FAMILIES = ("0.7", "0.5")
@@ -143,7 +148,7 @@ def family_text(mix: str, family: str, text: TextSpec) -> TextSpec:
     if family in SEED_FAMILIES:
         return SEED_TEXT
     plain = "".join(c for c in text.alphabet if c not in ARITHMETIC_SYMBOLS)
-    return TextSpec(plain or text.alphabet, text.lengths)
+    return TextSpec(plain or text.alphabet, text.lengths, NARROW_MIXES.get(mix, 0.0))
 
 
 @dataclass
