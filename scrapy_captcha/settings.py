@@ -163,11 +163,8 @@ def _learn_file(settings: BaseSettings) -> Path | None:
     path = Path(value).expanduser()
     if path.is_dir():
         raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(path)!r} is a directory; name a file in it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(path)!r}: its folder cannot be created: {exc}") from exc
-    if not os.access(path.parent, os.W_OK | os.X_OK) or path.exists() and not os.access(path, os.R_OK | os.W_OK):
+    _make_writable_folder(path.parent, f"CAPTCHA_LEARN_FILE {str(path)!r}: its folder")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise CaptchaSettingsError(f"CAPTCHA_LEARN_FILE {str(path)!r} cannot be read and written")
     return path
 
@@ -223,10 +220,16 @@ def check_selector(selector: str, name: str = "selector") -> None:
 def prepare_harvest_dir(path: str | os.PathLike[str]) -> Path:
     """Create the harvest directory; a clear error if it cannot be written."""
     directory = Path(path).expanduser()
+    _make_writable_folder(directory, f"CAPTCHA_HARVEST_DIR {str(directory)!r}")
+    return directory
+
+
+def _make_writable_folder(directory: Path, named: str) -> None:
+    """Create ``directory`` (and its parents); a :class:`CaptchaSettingsError` starting with ``named`` if it cannot be,
+    or cannot be written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_DIR {str(directory)!r} cannot be created: {exc}") from exc
+        raise CaptchaSettingsError(f"{named} cannot be created: {exc}") from exc
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise CaptchaSettingsError(f"CAPTCHA_HARVEST_DIR {str(directory)!r} is not writable")
-    return directory
+        raise CaptchaSettingsError(f"{named} is not writable")

@@ -213,6 +213,9 @@ def test_the_setting(tmp_path):
         learn_file(CAPTCHA_LEARN_FILE=str(tmp_path))
     with pytest.raises(CaptchaSettingsError, match="CAPTCHA_LEARN_FILE must be a file path, got 3"):
         learn_file(CAPTCHA_LEARN_FILE=3)
+    (tmp_path / "plain-file").write_text("")
+    with pytest.raises(CaptchaSettingsError, match="CAPTCHA_LEARN_FILE .*: its folder cannot be created"):
+        learn_file(CAPTCHA_LEARN_FILE=str(tmp_path / "plain-file" / "sites.json"))
 
 
 @pytest_twisted.ensureDeferred
