@@ -60,9 +60,14 @@ def test_one_model_rules_send_every_image_to_that_model():
     from scrapy_captcha.solver import Solver
 
     route = Solver.from_path("auto", backend="onnx")
-    image = ImageCaptcha(160, 60).generate("Ab3x").getvalue()
-    assert route.solve(image).model == route.route.first.name  # the library's style: the gate's default model
-    assert route.solve(image, route.one_model_rules(None, OTHERWISE)).model == route.route.otherwise.name
+    drawer = ImageCaptcha(160, 60)  # draws from `secrets`: each run meets other images
+    images = [drawer.generate(text).getvalue() for text in ("Ab3x", "Qz7K", "mN4p", "Rt8w", "Hd2e", "Kq9s", "Vb5c", "Xe6G")]
+    gated = [route.solve(image).model for image in images]
+    # the library's style is the gate's default model's, yet 2.7% of such images go to the generalist (a low gate
+    # score or a doubtful reading; 600 measured): one image could not tell a broken gate from that, 4 of 8 do
+    assert gated.count(route.route.first.name) >= 5, gated
+    for arm, model in ((FIRST, route.route.first.name), (OTHERWISE, route.route.otherwise.name)):
+        assert {route.solve(image, route.one_model_rules(None, arm)).model for image in images} == {model}
     lengths = route.answer_rules("as-is", None, (4, 4))
     forced = route.one_model_rules(lengths, OTHERWISE)
     assert forced.rules["otherwise"] is lengths.rules["otherwise"] and forced.unable == {"first"}
