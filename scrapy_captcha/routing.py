@@ -13,6 +13,8 @@ sure of its answer than ``min_confidence``, ``otherwise`` reads it too and its a
 Most images thus cost the gate (a fraction of a millisecond) and one model. When ``otherwise`` is
 less sure of its answer than ``otherwise_views_below`` (default 0: never), it also reads four
 other views of the image and the reading they agree on is taken (:mod:`scrapy_captcha.views`).
+``otherwise_one_case`` (default 0: off) is the share at which a letter of ``otherwise``'s reading takes
+the case of the reading's other letters (:mod:`scrapy_captcha.case_prior`).
 Each name is given without a suffix: the onnx backend reads ``NAME.onnx``, torch ``NAME.pt``.
 """
 
@@ -60,6 +62,7 @@ class Route:
     min_gate: float = 0.5
     min_confidence: float = 0.5
     otherwise_views_below: float = 0.0  # the ``otherwise`` model reads more views under this confidence
+    otherwise_one_case: float = 0.0  # the ``otherwise`` model's one-case share (Solver's ``one_case``)
 
     def member(self, name: str, backend: str) -> Path:
         """The file of ``name`` ("gate", "first", "otherwise") that ``backend`` ("onnx", "torch") reads."""
@@ -85,7 +88,8 @@ def read_route(path: str | Path) -> Route:
             raise WeightsError(f"{path}: {name!r} must name a weights file beside the route, without a suffix, got {value!r}")
         members[name] = path.parent / value
     thresholds = {}
-    for name, default in (("min_gate", 0.5), ("min_confidence", 0.5), ("otherwise_views_below", 0.0)):
+    for name, default in (("min_gate", 0.5), ("min_confidence", 0.5), ("otherwise_views_below", 0.0),
+                          ("otherwise_one_case", 0.0)):
         value = data.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise WeightsError(f"{path}: {name} must be a number from 0 to 1, got {value!r}")
@@ -154,7 +158,9 @@ class RoutedSolver:
         caps = {key: options[key] for key in ("max_image_bytes", "max_image_pixels") if key in options}
         load = {name: load_backend(route.member(name, backend), backend, device, threads) for name in ("gate", *EXPERTS)}
         views = {"first": 0.0, "otherwise": route.otherwise_views_below}
-        experts = {name: Solver(load[name], device, views_below=views[name], **options) for name in EXPERTS}
+        one_case = {"first": 0.0, "otherwise": route.otherwise_one_case}
+        experts = {name: Solver(load[name], device, views_below=views[name], one_case=one_case[name], **options)
+                   for name in EXPERTS}
         return cls(route, load["gate"], experts["first"], experts["otherwise"], **caps)
 
     def answer_rules(self, answer_case: str, alphabet: str | None,

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .codec import Codec, Prediction
+from .case_prior import CasePrior
+from .codec import Codec, Prediction, as_array
 from .image import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageInput, load_image, pad_batch, to_array
 
 if TYPE_CHECKING:
@@ -47,12 +48,15 @@ class Solver:
     bound the micro-batching of concurrent :meth:`solve` calls; a lone solve never waits. A reading
     less confident than ``views_below`` (0: never) is followed by readings of other views of the
     image, and the reading they agree on is the answer (:meth:`reread`, :mod:`scrapy_captcha.views`).
+    ``one_case`` (0: off; CTC models only) gives a letter the case of the reading's other letters when the
+    model gave that case at least this share of its probability (:mod:`scrapy_captcha.case_prior`).
     """
 
     def __init__(self, model: Backend | Weights, device: str = "cpu", *,
                  max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
                  max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
-                 batch_window: float | None = 0.0, max_batch: int = DEFAULT_MAX_BATCH, views_below: float = 0.0):
+                 batch_window: float | None = 0.0, max_batch: int = DEFAULT_MAX_BATCH, views_below: float = 0.0,
+                 one_case: float = 0.0):
         if not hasattr(model, "run"):
             from .backends.torch_backend import TorchBackend
 
@@ -64,6 +68,7 @@ class Solver:
         self.default_rules = self.answer_rules("exact", None)
         self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
         self.views_below = views_below
+        self.case_prior = CasePrior(self.config.alphabet, one_case) if one_case and self.config.head != "one-hot" else None
         self.viewed = 0  # readings that went on to the other views
         if batch_window is None:
             batch_window = DEFAULT_BATCH_WINDOW
@@ -160,6 +165,8 @@ class Solver:
 
     def _decode(self, logits: np.ndarray, rules: AnswerRules | None) -> list[Prediction]:
         rules = rules if rules is not None else self.default_rules
+        if self.case_prior is not None:
+            logits = self.case_prior.apply(as_array(logits))
         if rules is not None:
             return rules.decode(logits, self.config)
         if self.config.head == "one-hot":
