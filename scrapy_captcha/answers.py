@@ -61,6 +61,11 @@ class AnswerRules:
         return self.codec.decode_ctc_length(scores, self.lengths) if self.lengths else self.codec.decode_ctc(scores)
 
 
+def _capital(char: str) -> str:
+    """The capital a model's character is on a site of capitals: its upper case, but ``I`` for the bar ``l``."""
+    return "I" if char == "l" else char.upper()
+
+
 def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
                  lengths: tuple[int, int] | None = None) -> AnswerRules | None:
     """Rules mapping the model's characters to allowed answers; ``None`` when nothing changes.
@@ -68,6 +73,8 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
     A character is kept if its case-folded form is in ``alphabet``; the probabilities of
     characters that fold together ('a' and 'A' for a lower-case site) are added, and the rest
     are dropped before decoding, so the answer and its confidence only consider allowed answers.
+    On a site of capitals (``"upper"``) a small ``l`` counts as the ``I`` it looks like (one bar in
+    many fonts), not as ``L``.
     ``lengths`` (``CAPTCHA_ANSWER_LENGTH``) keeps a CTC model's answers to that many characters
     (:meth:`~scrapy_captcha.codec.Codec.decode_ctc_length`). A CTC model's expression symbols are
     read only into expressions (the module's docstring) unless ``alphabet`` names one of them.
@@ -81,7 +88,7 @@ def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,
             raise CaptchaSettingsError(f"CAPTCHA_ANSWER_LENGTH {lengths[0]}-{lengths[1]}: the model reads at most "
                                        f"{config.max_length} characters")
         lengths = None if one_hot else (lengths[0], min(lengths[1], config.max_length))
-    fold = {"lower": str.lower, "upper": str.upper}.get(answer_case, lambda c: c)
+    fold = {"lower": str.lower, "upper": _capital}.get(answer_case, lambda c: c)
     targets: list[str | None] = []
     answers: list[str] = []
     for char in config.alphabet:
