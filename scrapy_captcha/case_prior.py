@@ -9,9 +9,10 @@ probability it gave the letter as read: a letter the model is sure of keeps its 
 on a site of both cases. The twin of ``l`` among capitals is ``I``, and of ``I`` among small
 letters ``l``, since that is the letter it looks like.
 
-On our own renderer's images, with ``share`` 0.2 (the bundled route's generalist, README "The
-bundled route"), the generalist read 3.5 points more of capitals-only captchas case-sensitive and 3.5
-more of small-letter ones, and 0.2 more of captchas of both cases (600 images each).
+Chosen on our own renderer's images only: through the bundled route, with ``share`` 0.2 (its
+``otherwise_one_case``), the route read 4.5 points more of capitals-only captchas case-sensitive,
+3.0 more of small-letter ones and as many of captchas of both cases (600 images each;
+``python -m benchmarks.case_prior``, README "The bundled route").
 """
 
 from __future__ import annotations

@@ -114,3 +114,25 @@ def test_a_site_of_capitals_reads_the_bar_as_i():
     assert upper.decode(logits_of("HlJK"), config)[0].text == "HIJK"  # not HLJK: the small l is one bar, as I is
     assert upper.decode(logits_of("HLJk"), config)[0].text == "HLJK"
     assert answer_rules(config, "lower", None).decode(logits_of("HlJK"), config)[0].text == "hljk"  # both cases: as read
+
+
+@pytest.mark.skipif(not BUNDLED_WEIGHTS.is_file(), reason=f"no bundled weights at {BUNDLED_WEIGHTS}")
+def test_the_benchmark_scores_the_route_at_each_share(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from trainer.generate import GeneratorSpec, generate_dataset
+
+    folder = tmp_path / "capitals"
+    generate_dataset(folder, 12, GeneratorSpec(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ", lengths=(4, 5), style="styled"),
+                     workers=1, seed=3, progress=False)
+    out = tmp_path / "case_prior.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.case_prior", str(folder), "--shares", "0,0.2,1", "--out", str(out)],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    result = results["sets"][str(folder)]
+    assert results["bundled_share"] == 0.2 and result["images"] == 12 and list(result) == ["images", "0", "0.2", "1"]
+    for share in ("0", "0.2", "1"):
+        assert 0 <= result[share]["case_sensitive"] <= result[share]["any_case"] <= 1
