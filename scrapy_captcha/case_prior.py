@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .codec import softmax
+
 __all__ = ["CasePrior", "case_twin"]
 
 #: At most one letter in this many of the other case, and at least this many letters, for a reading to have a case.
@@ -68,11 +70,11 @@ class CasePrior:
         if case is None:
             return []
         swaps = []
-        for _, cls, frames in chars:
+        for index, (_, cls, frames) in enumerate(chars):
             twin = self._twins[case].get(cls)
-            if twin is None:
+            if twin is None or _touches(chars, index, twin):
                 continue
-            probs = _softmax(frame_logits[frames])
+            probs = softmax(frame_logits[frames])
             if probs[:, twin].max() >= self.share * probs[:, cls].max():  # each at its best frame
                 swaps.append((frames, cls, twin))
         return swaps
@@ -91,9 +93,13 @@ def _greedy_characters(path: list[int]) -> list[tuple[int, list[int]]]:
     return characters
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
+def _touches(chars: list[tuple[str, int, list[int]]], index: int, cls: int) -> bool:
+    """Whether a neighbour of character ``index`` is ``cls`` with no blank frame between: CTC would merge
+    the two into one character if ``index`` became ``cls`` (``xX`` read as ``X``)."""
+    frames = chars[index][2]
+    before = index > 0 and chars[index - 1][1] == cls and chars[index - 1][2][-1] + 1 == frames[0]
+    after = index + 1 < len(chars) and chars[index + 1][1] == cls and chars[index + 1][2][0] == frames[-1] + 1
+    return before or after
 
 
 def _case_of(upper: int, lower: int) -> str | None:

@@ -57,6 +57,9 @@ def test_a_sure_letter_and_a_reading_of_both_cases_are_left_alone():
     assert read(prior, logits_of("Hx7", {1: 0.9})) == "Hx7"  # two letters say nothing of the case
     logits = logits_of("HXK4P")
     assert prior.apply(logits) is logits  # nothing to change: no copy
+    touching = np.concatenate([logits_of("HK")[0], logits_of("xXP", {0: 0.9})[0, [0, 2, 3, 4, 5]]])[None]
+    assert Codec(ALPHABET).decode_ctc(touching)[0].text == "HKxXP"  # x and X side by side, no blank between
+    assert read(prior, touching) == "HKxXP"  # X there would merge the two: one character lost
 
 
 def test_the_share_must_be_a_probability_share():
