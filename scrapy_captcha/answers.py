@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .arithmetic import SYMBOLS, is_expression
+from .case_prior import case_twin
 from .codec import Codec, Prediction, as_array, softmax
 from .errors import CaptchaSettingsError
 from .config import ModelConfig
@@ -63,7 +64,7 @@ class AnswerRules:
 
 def _capital(char: str) -> str:
     """The capital a model's character is on a site of capitals: its upper case, but ``I`` for the bar ``l``."""
-    return "I" if char == "l" else char.upper()
+    return case_twin(char, "upper") or char.upper()
 
 
 def answer_rules(config: ModelConfig, answer_case: str, alphabet: str | None,

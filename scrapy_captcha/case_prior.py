@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import softmax
+from .codec import ctc_characters, softmax
 
 __all__ = ["CasePrior", "case_twin"]
 
@@ -62,7 +62,7 @@ class CasePrior:
         return out
 
     def _swaps(self, frame_logits: np.ndarray) -> list[tuple[list[int], int, int]]:
-        letters = _greedy_characters(frame_logits.argmax(-1).tolist())
+        letters = ctc_characters(frame_logits.argmax(-1).tolist())
         chars = [(self.alphabet[cls - 1], cls, frames) for cls, frames in letters]
         upper = sum(char.isupper() for char, _, _ in chars)
         lower = sum(char.islower() for char, _, _ in chars)
@@ -78,19 +78,6 @@ class CasePrior:
             if probs[:, twin].max() >= self.share * probs[:, cls].max():  # each at its best frame
                 swaps.append((frames, cls, twin))
         return swaps
-
-
-def _greedy_characters(path: list[int]) -> list[tuple[int, list[int]]]:
-    """The characters of a greedy CTC path: each one's class and frames."""
-    characters: list[tuple[int, list[int]]] = []
-    previous = 0
-    for frame, cls in enumerate(path):
-        if cls != 0 and cls == previous:
-            characters[-1][1].append(frame)
-        elif cls != 0:
-            characters.append((cls, [frame]))
-        previous = cls
-    return characters
 
 
 def _touches(chars: list[tuple[str, int, list[int]]], index: int, cls: int) -> bool:

@@ -99,17 +99,11 @@ class Codec:
 
     def _read_path(self, probs: np.ndarray, classes: list[int]) -> Prediction:
         """One image's prediction from a path: its class and that class's probability at each frame."""
-        chars: list[str] = []
-        confidences: list[float] = []
-        previous = 0
-        for p, k in zip(probs.tolist(), classes):
-            if k != 0 and k != previous:
-                chars.append(self.alphabet[k - 1])
-                confidences.append(p)
-            elif k != 0 and confidences:
-                confidences[-1] = max(confidences[-1], p)
-            previous = k
-        return Prediction("".join(chars), float(np.exp(np.log(probs).sum(dtype=np.float64))), tuple(confidences))
+        per_frame = probs.tolist()
+        characters = ctc_characters(classes)
+        return Prediction("".join(self.alphabet[k - 1] for k, _ in characters),
+                          float(np.exp(np.log(probs).sum(dtype=np.float64))),
+                          tuple(max(per_frame[frame] for frame in frames) for _, frames in characters))
 
     def one_hot_encode(self, text: str, length: int) -> torch.Tensor:
         """The seed's target (for the trainer): a flat ``length * len(alphabet)`` tensor with one 1 per position."""
@@ -133,6 +127,20 @@ class Codec:
             confidence = float(np.prod(row_probs, dtype=np.float64))
             predictions.append(Prediction(text, confidence, tuple(row_probs.tolist())))
         return predictions
+
+
+def ctc_characters(path: list[int]) -> list[tuple[int, list[int]]]:
+    """The characters of a CTC path (a class per frame, 0 the blank): each one's class and frames, a class
+    repeated on neighbouring frames being one character."""
+    characters: list[tuple[int, list[int]]] = []
+    previous = 0
+    for frame, cls in enumerate(path):
+        if cls != 0 and cls == previous:
+            characters[-1][1].append(frame)
+        elif cls != 0:
+            characters.append((cls, [frame]))
+        previous = cls
+    return characters
 
 
 def as_array(logits: Any) -> np.ndarray:

@@ -157,10 +157,8 @@ class RoutedSolver:
             backend = "onnx" if not gpu and installed("onnx") and route.member("gate", "onnx").exists() else "torch"
         caps = {key: options[key] for key in ("max_image_bytes", "max_image_pixels") if key in options}
         load = {name: load_backend(route.member(name, backend), backend, device, threads) for name in ("gate", *EXPERTS)}
-        views = {"first": 0.0, "otherwise": route.otherwise_views_below}
-        one_case = {"first": 0.0, "otherwise": route.otherwise_one_case}
-        experts = {name: Solver(load[name], device, views_below=views[name], one_case=one_case[name], **options)
-                   for name in EXPERTS}
+        own = {"first": {}, "otherwise": {"views_below": route.otherwise_views_below, "one_case": route.otherwise_one_case}}
+        experts = {name: Solver(load[name], device, **own[name], **options) for name in EXPERTS}
         return cls(route, load["gate"], experts["first"], experts["otherwise"], **caps)
 
     def answer_rules(self, answer_case: str, alphabet: str | None,
