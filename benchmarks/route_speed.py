@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "route_speed.json", help="the figures as JSON (kept in git)")
     args = parser.parse_args(argv)
 
-    seed_images = _images(HERE / "data" / "test-0.7.1", args.calls)
+    from .recognition import ensure_test_set
+
+    seed_images = ensure_test_set(HERE / "data" / "test-0.7.1", 2000, 4).images[:args.calls]  # drawn if missing
     unseen_dir = HERE / "data" / "unseen"
     styles = sorted(p for p in unseen_dir.iterdir() if p.is_dir())
     per_style = max(1, args.calls // len(styles))

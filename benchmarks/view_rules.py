@@ -8,7 +8,11 @@ on those same readings, so they differ only in how they choose:
 - ``most-confident``: under the threshold, the most confident of the readings;
 - ``vote``: under the threshold, :func:`scrapy_captcha.views.agreed_reading` (what the solver does).
 
-Choose on our own sets (``data/generalist-test``); the unseen sets only report what a choice does
+What each view is worth: the vote at 0.8 is also scored without each one of :data:`VIEWS` in turn.
+
+Choose on our own sets (``data/generalist-test``; ``--draw-own FOLDER`` also draws 600 images of our
+plain family struck through by thin lines, arcs or curves in the text's colour, ``struck-through``);
+the unseen sets only report what a choice does
 (README, "The bundled route"). Writes ``benchmarks/view_rules.json``.
 """
 
@@ -52,6 +56,38 @@ RULES: dict[str, Callable[[Sequence[Prediction]], Prediction]] = {
 }
 
 
+def draw_struck_through(folder: Path, count: int = 600, seed: int = 404) -> Path:
+    """Our plain family (clean text, one font) with one or two thin lines, arcs or curves in the ink's colour
+    drawn through it, 4 to 8 characters of the generalist's alphabet; drawn once (an existing folder is kept)."""
+    import random
+
+    import numpy as np
+
+    from trainer.render.base import GENERALIST_ALPHABET
+    from trainer.render.clutter import arcs, curves, lines
+    from trainer.render.fonts import FontSet
+    from trainer.render.styled import PlainRenderer
+
+    path = folder / "struck-through"
+    if path.is_dir():
+        return path
+    partial = folder / ".struck-through.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    rng, renderer = random.Random(seed), PlainRenderer(FontSet.discover())
+    for index in range(1, count + 1):
+        text = "".join(rng.choice(GENERALIST_ALPHABET) for _ in range(rng.randint(4, 8)))
+        image = renderer.render(text, rng).convert("RGB")
+        pixels = np.asarray(image).astype(int)
+        background = np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0)
+        distance = np.abs(pixels - background).max(axis=2)
+        ink = tuple(int(value) for value in pixels[np.unravel_index(distance.argmax(), distance.shape)])
+        for _ in range(rng.randint(1, 2)):
+            rng.choice((lines, arcs, curves))(image, rng, 0.5, lambda: ink)
+        image.save(partial / f"{index}-{text}.png")
+    partial.rename(path)
+    return path
+
+
 def read_views(solver: Solver, folder: Path, views: dict[str, Callable]) -> list[tuple[str, list[Prediction]]]:
     """Each image's label and readings: the image as given first, then each view in order."""
     rows = []
@@ -61,13 +97,15 @@ def read_views(solver: Solver, folder: Path, views: dict[str, Callable]) -> list
     return rows
 
 
-def score(rows: list[tuple[str, list[Prediction]]], rule: str, threshold: float, views: int) -> dict[str, float]:
-    """Accuracy both ways when ``rule`` decides readings under ``threshold`` from the first ``views`` views."""
+def score(rows: list[tuple[str, list[Prediction]]], rule: str, threshold: float, views: int,
+          without: int | None = None) -> dict[str, float]:
+    """Accuracy both ways when ``rule`` decides readings under ``threshold`` from the first ``views`` views
+    (leaving out view number ``without``, counting from 1, if given)."""
     exact = any_case = 0
     for label, readings in rows:
         answer = readings[0]
         if rule != "first" and answer.confidence < threshold:
-            answer = RULES[rule](readings[:1 + views])
+            answer = RULES[rule]([reading for index, reading in enumerate(readings[:1 + views]) if index != without])
         exact += answer.text == label
         any_case += answer.text.lower() == label.lower()
     return {"case_sensitive": round(exact / len(rows), 4), "any_case": round(any_case / len(rows), 4)}
@@ -81,16 +119,22 @@ def measure(solver: Solver, folder: Path, more_views: bool) -> dict[str, Any]:
         result[rule] = {f"{threshold:g}": score(rows, rule, threshold, len(VIEWS)) for threshold in THRESHOLDS}
         if more_views:
             result[f"{rule}, {len(views)} views"] = score(rows, rule, 0.8, len(views))
+    result["vote without"] = {name: score(rows, "vote", 0.8, len(VIEWS), without=index)
+                              for index, name in enumerate(VIEWS, start=1)}
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.view_rules", description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="+", type=Path, help="labelled folders ({index}-{label}.png)")
+    parser.add_argument("data", nargs="*", type=Path, help="labelled folders ({index}-{label}.png)")
     parser.add_argument("--weights", default="generalist", help="one model's weights (default: the bundled generalist)")
     parser.add_argument("--more-views", action="store_true", help=f"also score all {len(VIEWS) + len(MORE_VIEWS)} views at 0.8")
+    parser.add_argument("--draw-own", type=Path, metavar="FOLDER",
+                        help="first draw our struck-through set under FOLDER and measure it too")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if args.draw_own:
+        args.data.insert(0, draw_struck_through(args.draw_own))
     solver = Solver.from_path(args.weights, backend="onnx")
     results = {"command": "python -m benchmarks.view_rules " + " ".join(sys.argv[1:] if argv is None else argv),
                "machine": describe(), "weights": shown_path(solver.backend.path), "sets": {}}
@@ -99,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         vote, confident = result["vote"]["0.8"], result["most-confident"]["0.8"]
         print(f"{folder}: first {result['first']['case_sensitive']:.1%} / {result['first']['any_case']:.1%}, "
               f"most confident {confident['case_sensitive']:.1%} / {confident['any_case']:.1%}, "
-              f"vote {vote['case_sensitive']:.1%} / {vote['any_case']:.1%} (cs / any case, views under 0.8)", flush=True)
+              f"vote {vote['case_sensitive']:.1%} / {vote['any_case']:.1%} (cs / any case, views under 0.8); vote without "
+              + ", ".join(f"{name} {left['any_case']:.1%}" for name, left in result["vote without"].items()), flush=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

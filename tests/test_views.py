@@ -8,8 +8,9 @@ import json
 import random
 from dataclasses import replace
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from scrapy_captcha import Solver
 from scrapy_captcha.routing import read_route
@@ -21,6 +22,7 @@ from trainer.render.base import GENERALIST_ALPHABET
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LETTERS = GENERALIST_ALPHABET[:62]
+VIEWS_ORDER = list(VIEWS)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +47,25 @@ def test_other_views_keep_the_image_readable_in_any_mode():
     for image in (Image.new("RGB", (160, 60), "white"), Image.new("P", (70, 30)), Image.new("LA", (90, 40)),
                   Image.new("RGBA", (8, 8), (0, 0, 0, 0))):
         views = other_views(image)
-        assert len(views) == len(VIEWS) == 4 and all(view.mode == "RGB" for view in views)
-    margin, trimmed, wider, narrower = other_views(Image.new("RGB", (200, 80), "white"))
+        assert len(views) == len(VIEWS) == 5 and all(view.mode == "RGB" for view in views)
+    margin, trimmed, wider, narrower, opened = other_views(Image.new("RGB", (200, 80), "white"))
     assert margin.size == (224, 104) and trimmed.size == (200, 68) and wider.size == (250, 80) and narrower.size == (160, 80)
+    assert opened.size == (200, 80) and other_views(Image.new("RGB", (66, 29)))[-1].size == (132, 58)  # small: doubled
+
+
+@pytest.mark.parametrize("ink, paper", [((30, 40, 160), (240, 235, 210)), ((255, 255, 255), (0, 0, 0))])
+def test_the_opened_view_wipes_thin_lines_through_the_text_and_keeps_its_strokes(ink, paper):
+    image = Image.new("RGB", (180, 60), paper)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((40, 10, 47, 50), fill=ink)  # a stroke 8 pixels wide
+    draw.line((0, 30, 179, 34), fill=ink, width=1)  # a line through it
+    draw.arc((100, 5, 170, 70), 180, 330, fill=ink, width=2)
+    opened = other_views(image)[VIEWS_ORDER.index("opened")].convert("L")
+    assert opened.getpixel((43, 30)) < 60 and opened.getpixel((42, 12)) < 60  # the stroke stays, dark on light
+    line_pixels = [opened.getpixel((x, round(30 + 4 * x / 179))) for x in (5, 20, 60, 90, 150, 175)]
+    assert min(line_pixels) > 200, line_pixels  # the line is gone
+    assert np.asarray(opened.crop((95, 0, 180, 60))).min() > 200  # and so is the arc
+    assert opened.getpixel((5, 5)) > 200
 
 
 def _reading(text: str, confidence: float) -> Prediction:
