@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.recognition import read_labelled_folder
-from benchmarks.view_rules import MORE_VIEWS, THRESHOLDS, read_views, score
+from benchmarks.view_rules import MORE_VIEWS, THRESHOLDS, draw_struck_through, read_views, score
 from scrapy_captcha import Solver
 from scrapy_captcha.views import VIEWS
 from trainer.render import TextSpec, build_drawer
@@ -44,6 +44,17 @@ def test_the_rules_are_scored_on_one_reading_of_each_view(labelled: Path) -> Non
     assert score(rows, "vote", 0.8, len(VIEWS))["case_sensitive"] == round(right / 16, 4)
     # no views at all: the first reading, whatever the rule
     assert score(rows, "vote", 0.0, len(VIEWS)) == score(rows, "most-confident", 0.0, len(VIEWS)) == score(rows, "first", 0, 0)
+    # leaving the last view out is voting with the others only
+    assert score(rows, "vote", 1.01, len(VIEWS), without=len(VIEWS)) == score(rows, "vote", 1.01, len(VIEWS) - 1)
+
+
+def test_the_struck_through_set_is_our_plain_text_with_lines_in_its_colour(tmp_path: Path) -> None:
+    folder = draw_struck_through(tmp_path, count=12)
+    images, labels = read_labelled_folder(folder)
+    assert folder.name == "struck-through" and len(images) == 12 and not list(tmp_path.glob(".*"))
+    assert all(4 <= len(label) <= 8 and set(label) <= set(GENERALIST_ALPHABET) for label in labels)
+    assert draw_struck_through(tmp_path, count=12) == folder  # drawn once
+    assert labels == read_labelled_folder(draw_struck_through(tmp_path / "again", count=12))[1]  # from its seed
 
 
 def test_the_command_writes_every_rule_and_threshold(labelled: Path, tmp_path: Path) -> None:
@@ -56,4 +67,5 @@ def test_the_command_writes_every_rule_and_threshold(labelled: Path, tmp_path: P
     for rule in ("most-confident", "vote"):
         assert list(result[rule]) == [f"{threshold:g}" for threshold in THRESHOLDS]
         assert f"{rule}, {len(VIEWS) + len(MORE_VIEWS)} views" in result
+    assert list(result["vote without"]) == list(VIEWS)
     assert "vote" in done.stdout and str(labelled) in done.stdout
