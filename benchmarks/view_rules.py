@@ -6,7 +6,9 @@ on those same readings, so they differ only in how they choose:
 
 - ``first``: the reading of the image as given (no views);
 - ``most-confident``: under the threshold, the most confident of the readings;
-- ``vote``: under the threshold, :func:`scrapy_captcha.views.agreed_reading` (what the solver does).
+- ``whole-vote``: under the threshold, :func:`scrapy_captcha.views.whole_reading_vote` (whole readings vote);
+- ``vote``: under the threshold, :func:`scrapy_captcha.views.agreed_reading` (what the solver does: the
+  readings vote character by character).
 
 What each view is worth: the vote at 0.8 is also scored without each one of :data:`VIEWS` in turn.
 
@@ -29,7 +31,7 @@ from PIL import Image, ImageFilter, ImageOps
 from scrapy_captcha import Solver
 from scrapy_captcha.codec import Prediction
 from scrapy_captcha.image import _flatten, load_image
-from scrapy_captcha.views import VIEWS, _stretched, agreed_reading
+from scrapy_captcha.views import VIEWS, _stretched, agreed_reading, whole_reading_vote
 
 from .machine import describe, shown_path
 from .recognition import read_labelled_folder
@@ -52,6 +54,7 @@ MORE_VIEWS: dict[str, Callable[[Image.Image], Image.Image]] = {
 
 RULES: dict[str, Callable[[Sequence[Prediction]], Prediction]] = {
     "most-confident": lambda readings: max(readings, key=lambda reading: reading.confidence),
+    "whole-vote": whole_reading_vote,
     "vote": agreed_reading,
 }
 

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from .arithmetic import SYMBOLS, is_expression
 from .codec import Prediction
 from .image import _flatten
 
@@ -67,11 +68,46 @@ def other_views(image: Image.Image) -> list[Image.Image]:
     return [view(image) for view in VIEWS.values()]
 
 
-def agreed_reading(predictions: Sequence[Prediction]) -> Prediction:
+def _most_supported(items: Sequence[tuple[object, float]]) -> object:
+    """The key whose weights add up to the most; the earliest of equals."""
+    support: dict[object, float] = {}
+    for key, weight in items:  # a dict keeps the order first seen: max() then favours the earliest key
+        support[key] = support.get(key, 0.0) + weight
+    return max(support, key=support.__getitem__)
+
+
+def whole_reading_vote(predictions: Sequence[Prediction]) -> Prediction:
     """The text whose readings' confidences add up to the most, as its most confident reading; the earliest
     of equals (the image as given comes first)."""
-    support: dict[str, float] = {}
-    for prediction in predictions:  # a dict keeps the order first seen: max() then favours the earliest text
-        support[prediction.text] = support.get(prediction.text, 0.0) + prediction.confidence
-    text = max(support, key=support.__getitem__)
+    text = _most_supported([(p.text, p.confidence) for p in predictions])
     return max((p for p in predictions if p.text == text), key=lambda prediction: prediction.confidence)
+
+
+def agreed_reading(predictions: Sequence[Prediction]) -> Prediction:
+    """The readings' vote, character by character, each reading weighted by its confidence.
+
+    First the length whose readings add up to the most; then, among readings of that length, at each
+    place the character whose readings add up to the most (the earliest of equals: the image as
+    given comes first). Views that each misread a different character still agree on the rest.
+    A text one of the readings holds is returned as its most confident reading; a new combination
+    takes at each place the best confidence of the character there, and their product. A
+    combination that holds an arithmetic symbol without being an expression is not made: the vote
+    of whole readings (:func:`whole_reading_vote`) decides then.
+    """
+    length = _most_supported([(len(p.text), p.confidence) for p in predictions])
+    same = [p for p in predictions if len(p.text) == length]
+    text = "".join(_most_supported([(p.text[place], p.confidence) for p in same]) for place in range(length))  # type: ignore[misc]
+    readings = [p for p in same if p.text == text]
+    if readings:
+        return max(readings, key=lambda prediction: prediction.confidence)
+    if any(symbol in text for symbol in SYMBOLS) and not is_expression(text):
+        return whole_reading_vote(predictions)
+    confidences = tuple(max(_char_confidence(p, place) for p in same if p.text[place] == char)
+                        for place, char in enumerate(text))
+    return Prediction(text, float(np.prod(confidences, dtype=np.float64)), confidences)
+
+
+def _char_confidence(prediction: Prediction, place: int) -> float:
+    if len(prediction.char_confidences) == len(prediction.text):
+        return float(prediction.char_confidences[place])
+    return prediction.confidence

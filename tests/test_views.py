@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from scrapy_captcha import Solver
 from scrapy_captcha.routing import read_route
 from scrapy_captcha.codec import Prediction
-from scrapy_captcha.views import VIEWS, agreed_reading, other_views
+from scrapy_captcha.views import VIEWS, agreed_reading, other_views, whole_reading_vote
 from scrapy_captcha.weights import BUNDLED_DIR, WeightsError
 from trainer.render import TextSpec, build_drawer
 from trainer.render.base import GENERALIST_ALPHABET
@@ -82,6 +82,23 @@ def test_the_views_vote_with_their_confidences():
     # equal support: the earliest text, the image as given first
     assert agreed_reading([_reading("ab", 0.4), _reading("cd", 0.4)]) == _reading("ab", 0.4)
     assert agreed_reading([_reading("", 0.1)]) == _reading("", 0.1)
+
+
+def test_the_views_vote_character_by_character():
+    # three views each misread another character: together they read the text none of them read
+    readings = [Prediction("AB12", 0.3, (0.9, 0.8, 0.7, 0.6)), Prediction("A813", 0.25, (0.9, 0.5, 0.9, 0.9)),
+                Prediction("XB13", 0.2, (0.4, 0.95, 0.8, 0.8)), _reading("AB1", 0.6)]
+    voted = agreed_reading(readings)
+    assert voted.text == "AB13" and voted.char_confidences == (0.9, 0.95, 0.9, 0.9)  # each the best of its character
+    assert voted.confidence == pytest.approx(0.9 * 0.95 * 0.9 * 0.9)
+    assert whole_reading_vote(readings) == _reading("AB1", 0.6)  # alone, the shorter reading wins
+    # the length first: one sure reading of 3 characters outweighs three unsure ones of 4
+    assert agreed_reading([_reading("AB12", 0.2), _reading("A812", 0.2), _reading("AB1", 0.7)]) == _reading("AB1", 0.7)
+    # no combination that is an arithmetic symbol out of an expression: then whole readings vote
+    expressions = [_reading("7+4=", 0.3), _reading("7A4=", 0.2), _reading("7+4A", 0.25), _reading("7B4A", 0.2)]
+    assert agreed_reading(expressions) == _reading("7+4=", 0.3)
+    assert agreed_reading([_reading("7+4A", 0.3), _reading("1+5=", 0.25), _reading("1B5A", 0.2)]).text == "7+4A"  # not 1+5A
+    assert agreed_reading([_reading("7x4=", 0.3), _reading("9+4A", 0.2), _reading("9+4=", 0.25)]).text == "9+4="
 
 
 def test_the_answer_is_the_reading_the_views_agree_on(unseen_like):
