@@ -66,27 +66,26 @@ def draw_struck_through(folder: Path, count: int = 600, seed: int = 404) -> Path
 
     import numpy as np
 
+    from trainer.render import TextSpec, build_drawer
     from trainer.render.base import GENERALIST_ALPHABET
     from trainer.render.clutter import arcs, curves, lines
-    from trainer.render.fonts import FontSet
-    from trainer.render.styled import PlainRenderer
 
     path = folder / "struck-through"
     if path.is_dir():
         return path
     partial = folder / ".struck-through.partial"
     partial.mkdir(parents=True, exist_ok=True)
-    rng, renderer = random.Random(seed), PlainRenderer(FontSet.discover())
+    rng, drawer = random.Random(seed), build_drawer("plain", TextSpec(GENERALIST_ALPHABET, (4, 8)))
     for index in range(1, count + 1):
-        text = "".join(rng.choice(GENERALIST_ALPHABET) for _ in range(rng.randint(4, 8)))
-        image = renderer.render(text, rng).convert("RGB")
+        image, label = drawer.draw(rng)
+        image = image.convert("RGB")
         pixels = np.asarray(image).astype(int)
         background = np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0)
         distance = np.abs(pixels - background).max(axis=2)
         ink = tuple(int(value) for value in pixels[np.unravel_index(distance.argmax(), distance.shape)])
         for _ in range(rng.randint(1, 2)):
             rng.choice((lines, arcs, curves))(image, rng, 0.5, lambda: ink)
-        image.save(partial / f"{index}-{text}.png")
+        image.save(partial / f"{index}-{label}.png")
     partial.rename(path)
     return path
 

@@ -14,7 +14,7 @@ unsure; a confident reading costs nothing more.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
@@ -22,6 +22,8 @@ from PIL import Image, ImageFilter, ImageOps
 from .arithmetic import SYMBOLS, is_expression
 from .codec import Prediction
 from .image import _flatten
+
+Key = TypeVar("Key", bound=Hashable)
 
 
 def _margin(image: Image.Image) -> Image.Image:
@@ -68,9 +70,9 @@ def other_views(image: Image.Image) -> list[Image.Image]:
     return [view(image) for view in VIEWS.values()]
 
 
-def _most_supported(items: Sequence[tuple[object, float]]) -> object:
+def _most_supported(items: Iterable[tuple[Key, float]]) -> Key:
     """The key whose weights add up to the most; the earliest of equals."""
-    support: dict[object, float] = {}
+    support: dict[Key, float] = {}
     for key, weight in items:  # a dict keeps the order first seen: max() then favours the earliest key
         support[key] = support.get(key, 0.0) + weight
     return max(support, key=support.__getitem__)
@@ -79,7 +81,7 @@ def _most_supported(items: Sequence[tuple[object, float]]) -> object:
 def whole_reading_vote(predictions: Sequence[Prediction]) -> Prediction:
     """The text whose readings' confidences add up to the most, as its most confident reading; the earliest
     of equals (the image as given comes first)."""
-    text = _most_supported([(p.text, p.confidence) for p in predictions])
+    text = _most_supported((p.text, p.confidence) for p in predictions)
     return max((p for p in predictions if p.text == text), key=lambda prediction: prediction.confidence)
 
 
@@ -94,20 +96,14 @@ def agreed_reading(predictions: Sequence[Prediction]) -> Prediction:
     combination that holds an arithmetic symbol without being an expression is not made: the vote
     of whole readings (:func:`whole_reading_vote`) decides then.
     """
-    length = _most_supported([(len(p.text), p.confidence) for p in predictions])
+    length = _most_supported((len(p.text), p.confidence) for p in predictions)
     same = [p for p in predictions if len(p.text) == length]
-    text = "".join(_most_supported([(p.text[place], p.confidence) for p in same]) for place in range(length))  # type: ignore[misc]
+    text = "".join(_most_supported((p.text[place], p.confidence) for p in same) for place in range(length))
     readings = [p for p in same if p.text == text]
     if readings:
         return max(readings, key=lambda prediction: prediction.confidence)
     if any(symbol in text for symbol in SYMBOLS) and not is_expression(text):
         return whole_reading_vote(predictions)
-    confidences = tuple(max(_char_confidence(p, place) for p in same if p.text[place] == char)
+    confidences = tuple(max(p.char_confidences[place] for p in same if p.text[place] == char)
                         for place, char in enumerate(text))
     return Prediction(text, float(np.prod(confidences, dtype=np.float64)), confidences)
-
-
-def _char_confidence(prediction: Prediction, place: int) -> float:
-    if len(prediction.char_confidences) == len(prediction.text):
-        return float(prediction.char_confidences[place])
-    return prediction.confidence
