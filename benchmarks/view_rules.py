@@ -1,6 +1,6 @@
 """``python -m benchmarks.view_rules``: how an unsure model's other views should decide its answer.
 
-Every image of each labelled set is read once as given and once in each view (the four of
+Every image of each labelled set is read once as given and once in each view (the five of
 :data:`scrapy_captcha.views.VIEWS`, and with ``--more-views`` nine more); the rules are then scored
 on those same readings, so they differ only in how they choose:
 

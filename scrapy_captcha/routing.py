@@ -11,10 +11,12 @@ one, ``scrapy_captcha/weights/auto.json``) names three weights files beside it:
 An image goes to ``first`` when the gate says at least ``min_gate``; when ``first`` is then less
 sure of its answer than ``min_confidence``, ``otherwise`` reads it too and its answer is taken.
 Most images thus cost the gate (a fraction of a millisecond) and one model. When ``otherwise`` is
-less sure of its answer than ``otherwise_views_below`` (default 0: never), it also reads four
+less sure of its answer than ``otherwise_views_below`` (default 0: never), it also reads five
 other views of the image and the reading they agree on is taken (:mod:`scrapy_captcha.views`).
 ``otherwise_one_case`` (default 0: off) is the share at which a letter of ``otherwise``'s reading takes
-the case of the reading's other letters (:mod:`scrapy_captcha.case_prior`).
+the case of the reading's other letters (:mod:`scrapy_captcha.case_prior`); ``otherwise_blank_penalty``
+(default 0: off; at most 10) is taken from ``otherwise``'s CTC blank logit before its readings are
+decoded (the Solver's ``blank_penalty``).
 Each name is given without a suffix: the onnx backend reads ``NAME.onnx``, torch ``NAME.pt``.
 """
 
@@ -44,6 +46,8 @@ ROUTE_FORMAT = "scrapy-captcha-route"
 ROUTE_VERSION = 1
 ROUTE_SUFFIX = ".json"
 EXPERTS = ("first", "otherwise")
+#: A larger penalty than this turns every frame into a character: a typo, not a setting.
+MAX_BLANK_PENALTY = 10
 
 
 def is_route(path: str | Path) -> bool:
@@ -63,6 +67,7 @@ class Route:
     min_confidence: float = 0.5
     otherwise_views_below: float = 0.0  # the ``otherwise`` model reads more views under this confidence
     otherwise_one_case: float = 0.0  # the ``otherwise`` model's one-case share (Solver's ``one_case``)
+    otherwise_blank_penalty: float = 0.0  # taken from the ``otherwise`` model's blank logit (Solver's ``blank_penalty``)
 
     def member(self, name: str, backend: str) -> Path:
         """The file of ``name`` ("gate", "first", "otherwise") that ``backend`` ("onnx", "torch") reads."""
@@ -88,11 +93,11 @@ def read_route(path: str | Path) -> Route:
             raise WeightsError(f"{path}: {name!r} must name a weights file beside the route, without a suffix, got {value!r}")
         members[name] = path.parent / value
     thresholds = {}
-    for name, default in (("min_gate", 0.5), ("min_confidence", 0.5), ("otherwise_views_below", 0.0),
-                          ("otherwise_one_case", 0.0)):
+    for name, default, highest in (("min_gate", 0.5, 1), ("min_confidence", 0.5, 1), ("otherwise_views_below", 0.0, 1),
+                                   ("otherwise_one_case", 0.0, 1), ("otherwise_blank_penalty", 0.0, MAX_BLANK_PENALTY)):
         value = data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise WeightsError(f"{path}: {name} must be a number from 0 to 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= highest:
+            raise WeightsError(f"{path}: {name} must be a number from 0 to {highest}, got {value!r}")
         thresholds[name] = float(value)
     return Route(path, members["gate"], members["first"], members["otherwise"], **thresholds)
 
@@ -157,7 +162,8 @@ class RoutedSolver:
             backend = "onnx" if not gpu and installed("onnx") and route.member("gate", "onnx").exists() else "torch"
         caps = {key: options[key] for key in ("max_image_bytes", "max_image_pixels") if key in options}
         load = {name: load_backend(route.member(name, backend), backend, device, threads) for name in ("gate", *EXPERTS)}
-        own = {"first": {}, "otherwise": {"views_below": route.otherwise_views_below, "one_case": route.otherwise_one_case}}
+        own = {"first": {}, "otherwise": {"views_below": route.otherwise_views_below, "one_case": route.otherwise_one_case,
+                                          "blank_penalty": route.otherwise_blank_penalty}}
         experts = {name: Solver(load[name], device, **own[name], **options) for name in EXPERTS}
         return cls(route, load["gate"], experts["first"], experts["otherwise"], **caps)
 

@@ -50,13 +50,15 @@ class Solver:
     image, and the reading they agree on is the answer (:meth:`reread`, :mod:`scrapy_captcha.views`).
     ``one_case`` (0: off; CTC models only) gives a letter the case of the reading's other letters when the
     model gave that case at least this share of its probability (:mod:`scrapy_captcha.case_prior`).
+    ``blank_penalty`` (0: off; CTC models only) is taken from the CTC blank's logit in every frame before
+    decoding, so that a character the blank narrowly outweighs is read rather than dropped.
     """
 
     def __init__(self, model: Backend | Weights, device: str = "cpu", *,
                  max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
                  max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
                  batch_window: float | None = 0.0, max_batch: int = DEFAULT_MAX_BATCH, views_below: float = 0.0,
-                 one_case: float = 0.0):
+                 one_case: float = 0.0, blank_penalty: float = 0.0):
         if not hasattr(model, "run"):
             from .backends.torch_backend import TorchBackend
 
@@ -69,6 +71,7 @@ class Solver:
         self.caps = {"max_bytes": max_image_bytes, "max_pixels": max_image_pixels}
         self.views_below = views_below
         self.case_prior = CasePrior(self.config.alphabet, one_case) if one_case and self.config.head != "one-hot" else None
+        self.blank_penalty = blank_penalty
         self.viewed = 0  # readings that went on to the other views
         if batch_window is None:
             batch_window = DEFAULT_BATCH_WINDOW
@@ -95,6 +98,17 @@ class Solver:
         from .answers import answer_rules
 
         return answer_rules(self.config, answer_case, alphabet, lengths)
+
+    @property
+    def blank_penalty(self) -> float:
+        """What is taken from the CTC blank's logit before decoding (0 for a model without a blank)."""
+        return self._blank_penalty
+
+    @blank_penalty.setter
+    def blank_penalty(self, value: float) -> None:
+        self._blank_penalty = float(value) if self.config.head == "ctc" else 0.0
+        self._blank_shift = np.zeros(len(self.config.alphabet) + 1, dtype=np.float32)
+        self._blank_shift[0] = self._blank_penalty  # class 0 is the CTC blank
 
     @property
     def model(self):
@@ -165,6 +179,8 @@ class Solver:
 
     def _decode(self, logits: np.ndarray, rules: AnswerRules | None) -> list[Prediction]:
         rules = rules if rules is not None else self.default_rules
+        if self.blank_penalty:
+            logits = as_array(logits) - self._blank_shift  # a new array: a batch's rows may share one buffer
         if self.case_prior is not None:
             logits = self.case_prior.apply(as_array(logits))
         if rules is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 from .arithmetic import SYMBOLS, is_expression
 from .codec import Prediction
@@ -55,7 +55,17 @@ def _opened(image: Image.Image) -> Image.Image:
         grey = ImageOps.invert(grey)  # light ink on a dark background
     if grey.height < 40:
         grey = grey.resize((grey.width * 2, grey.height * 2), Image.Resampling.BILINEAR)
-    return grey.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3)).convert("RGB")
+    return Image.fromarray(_square_filter(_square_filter(np.asarray(grey), np.maximum), np.minimum)).convert("RGB")
+
+
+def _square_filter(pixels: np.ndarray, pick: np.ufunc) -> np.ndarray:
+    """The max (``np.maximum``) or min (``np.minimum``) of each pixel's 3x3 square, edges repeated: what
+    Pillow's ``MaxFilter(3)`` / ``MinFilter(3)`` give, pixel for pixel, about 50 times faster (Pillow
+    sorts each square; two passes of three shifted rows and columns do not)."""
+    height, width = pixels.shape
+    padded = np.pad(pixels, 1, mode="edge")
+    rows = pick(pick(padded[:, :width], padded[:, 1:width + 1]), padded[:, 2:])
+    return pick(pick(rows[:height], rows[1:height + 1]), rows[2:])
 
 
 #: The views besides the image as given, by name.

@@ -68,6 +68,17 @@ def test_the_opened_view_wipes_thin_lines_through_the_text_and_keeps_its_strokes
     assert opened.getpixel((5, 5)) > 200
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (2, 3), (29, 66), (60, 180), (121, 400)])
+def test_the_opening_is_pillows_max_then_min_filter_pixel_for_pixel(shape):
+    from PIL import ImageFilter
+
+    from scrapy_captcha.views import _square_filter
+
+    pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    expected = Image.fromarray(pixels).filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3))
+    assert np.array_equal(_square_filter(_square_filter(pixels, np.maximum), np.minimum), np.asarray(expected))
+
+
 def _reading(text: str, confidence: float) -> Prediction:
     return Prediction(text, confidence, (confidence,) * len(text))
 
