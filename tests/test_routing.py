@@ -178,6 +178,11 @@ def test_a_route_file_of_ones_own_works_anywhere(tmp_path, seed_style):
     ({"otherwise": "/etc/passwd"}, "'otherwise' must name a weights file"),
     ({"min_gate": 1.5}, "min_gate must be a number from 0 to 1"),
     ({"min_confidence": "high"}, "min_confidence must be a number from 0 to 1"),
+    ({"otherwise_views_below": -0.1}, "otherwise_views_below must be a number from 0 to 1"),
+    ({"otherwise_views_below": True}, "otherwise_views_below must be a number from 0 to 1"),
+    ({"otherwise_blank_penalty": -0.5}, "otherwise_blank_penalty must be a number from 0 to 10"),
+    ({"otherwise_blank_penalty": 10.5}, "otherwise_blank_penalty must be a number from 0 to 10"),
+    ({"otherwise_blank_penalty": "high"}, "otherwise_blank_penalty must be a number from 0 to 10"),
 ])
 def test_a_bad_route_file_is_refused_naming_the_file_and_the_fault(tmp_path, change, message):
     path = route_file(tmp_path, **change)
