@@ -31,7 +31,7 @@ from scrapy_captcha.routing import RoutedSolver
 
 from .machine import describe, shown_path
 from .recognition import read_labelled_folder
-from .view_rules import draw_struck_through
+from .view_rules import draw_once, draw_struck_through
 
 OUT = Path(__file__).parent / "blank_penalty.json"
 PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5)
@@ -39,23 +39,14 @@ PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5)
 
 def draw_narrow_rich(folder: Path, count: int = 600, seed: int = 505) -> Path:
     """Our plain family at difficulty 0.5, 4 to 6 characters of the generalist's alphabet, each text rich in
-    narrow characters (``I i l j J 1 f t r``, each character one of them with chance 0.4); drawn once (an
-    existing folder is kept)."""
+    narrow characters (``I i l j J 1 f t r``, each character one of them with chance 0.4); drawn once
+    (:func:`~benchmarks.view_rules.draw_once`)."""
     from trainer.render import TextSpec, build_drawer
     from trainer.render.base import GENERALIST_ALPHABET
 
-    path = folder / "narrow-rich"
-    if path.is_dir():
-        return path
-    partial = folder / ".narrow-rich.partial"
-    partial.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     drawer = build_drawer("plain", TextSpec(GENERALIST_ALPHABET, (4, 6), narrow=1.0), difficulty=0.5)
-    for index in range(1, count + 1):
-        image, label = drawer.draw(rng)
-        image.save(partial / f"{index}-{label}.png")
-    partial.rename(path)
-    return path
+    return draw_once(folder, "narrow-rich", count, lambda index: drawer.draw(rng))
 
 
 def score_penalties(route: RoutedSolver, folder: Path, penalties: Sequence[float]) -> dict[str, dict[str, float]]:

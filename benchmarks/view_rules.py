@@ -59,35 +59,46 @@ RULES: dict[str, Callable[[Sequence[Prediction]], Prediction]] = {
 }
 
 
+def draw_once(folder: Path, name: str, count: int, draw: Callable[[int], tuple[Image.Image, str]]) -> Path:
+    """``folder/name`` as ``count`` images ``draw(index)`` makes (``{index}-{label}.png``), drawn once: an
+    existing folder is kept, and a new one appears only whole (drawn under a hidden name, then renamed)."""
+    path = folder / name
+    if path.is_dir():
+        return path
+    partial = folder / f".{name}.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    for index in range(1, count + 1):
+        image, label = draw(index)
+        image.save(partial / f"{index}-{label}.png")
+    partial.rename(path)
+    return path
+
+
 def draw_struck_through(folder: Path, count: int = 600, seed: int = 404) -> Path:
     """Our plain family (clean text, one font) with one or two thin lines, arcs or curves in the ink's colour
-    drawn through it, 4 to 8 characters of the generalist's alphabet; drawn once (an existing folder is kept)."""
+    drawn through it, 4 to 8 characters of the generalist's alphabet; drawn once (:func:`draw_once`)."""
     import random
 
     import numpy as np
 
+    from scrapy_captcha.image import border_median
     from trainer.render import TextSpec, build_drawer
     from trainer.render.base import GENERALIST_ALPHABET
     from trainer.render.clutter import arcs, curves, lines
 
-    path = folder / "struck-through"
-    if path.is_dir():
-        return path
-    partial = folder / ".struck-through.partial"
-    partial.mkdir(parents=True, exist_ok=True)
     rng, drawer = random.Random(seed), build_drawer("plain", TextSpec(GENERALIST_ALPHABET, (4, 8)))
-    for index in range(1, count + 1):
+
+    def draw(index: int) -> tuple[Image.Image, str]:
         image, label = drawer.draw(rng)
         image = image.convert("RGB")
         pixels = np.asarray(image).astype(int)
-        background = np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0)
-        distance = np.abs(pixels - background).max(axis=2)
+        distance = np.abs(pixels - border_median(pixels)).max(axis=2)
         ink = tuple(int(value) for value in pixels[np.unravel_index(distance.argmax(), distance.shape)])
         for _ in range(rng.randint(1, 2)):
             rng.choice((lines, arcs, curves))(image, rng, 0.5, lambda: ink)
-        image.save(partial / f"{index}-{label}.png")
-    partial.rename(path)
-    return path
+        return image, label
+
+    return draw_once(folder, "struck-through", count, draw)
 
 
 def read_views(solver: Solver, folder: Path, views: dict[str, Callable]) -> list[tuple[str, list[Prediction]]]:

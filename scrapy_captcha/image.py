@@ -130,6 +130,12 @@ def load_image(data: ImageInput, *, max_bytes: int | None = DEFAULT_MAX_IMAGE_BY
     return image
 
 
+def border_median(pixels: np.ndarray) -> np.ndarray:
+    """The median of an image's outermost rows and columns (per channel for ``(H, W, C)``): its
+    background's colour, as most captchas draw the text away from the edges."""
+    return np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0)
+
+
 def _flatten(image: Image.Image, mode: str) -> Image.Image:
     """Convert to ``mode`` ('L' or 'RGB'), compositing any transparency over white."""
     if image.mode == "P":

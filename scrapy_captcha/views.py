@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 
 from .arithmetic import SYMBOLS, is_expression
 from .codec import Prediction
-from .image import _flatten
+from .image import _flatten, border_median
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -50,8 +50,7 @@ def _opened(image: Image.Image) -> Image.Image:
     text's own strokes, thicker, stay. An image under 40 pixels high is first doubled, so that its
     strokes are not that thin."""
     grey = image.convert("L")
-    pixels = np.asarray(grey)
-    if np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])) < 128:
+    if border_median(np.asarray(grey)) < 128:
         grey = ImageOps.invert(grey)  # light ink on a dark background
     if grey.height < 40:
         grey = grey.resize((grey.width * 2, grey.height * 2), Image.Resampling.BILINEAR)
