@@ -30,6 +30,9 @@ class ModelConfig:
 
     ``widths`` (CRNN only) are the output channels of its convolutions, first to last: the first
     one strides, the next two pool, any further ones keep the size.
+
+    ``frames_per_column`` (CRNN only): CTC frames the head writes for each column of the feature map
+    (8 input pixels); 2 gives a narrow glyph beside another a frame of its own.
     """
 
     arch: str = "crnn"
@@ -44,6 +47,7 @@ class ModelConfig:
     min_width: int = 32
     max_width: int = 800
     widths: tuple[int, ...] = CRNN_WIDTHS
+    frames_per_column: int = 1
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -59,6 +63,9 @@ class ModelConfig:
         self.widths = tuple(int(w) for w in self.widths)  # a list after a round trip through JSON
         if len(self.widths) < 3 or min(self.widths) < 1:
             raise ValueError(f"widths must be at least three positive convolution widths, not {self.widths}")
+        if self.frames_per_column not in (1, 2, 3, 4) or (self.frames_per_column > 1 and self.arch != "crnn"):
+            raise ValueError(f"frames_per_column must be 1 to 4, and 1 unless the architecture is crnn, not "
+                             f"{self.frames_per_column} ({self.arch})")
         Codec(self.alphabet)  # validates the alphabet
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,4 +97,4 @@ class ModelConfig:
 
     def frames(self, width: int) -> int:
         """Output frames (CTC time steps) of the CRNN for an input ``width`` pixels wide."""
-        return width // self.width_stride
+        return width // self.width_stride * self.frames_per_column

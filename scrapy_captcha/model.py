@@ -56,14 +56,17 @@ class CRNN(nn.Module):
             nn.BatchNorm1d(2 * hidden),
             nn.ReLU(inplace=True),
         )
-        self.classify = nn.Linear(2 * hidden, len(config.alphabet) + 1)
+        self.frames_per_column = config.frames_per_column
+        # each column's frames side by side: frame j of a column is rows j*classes .. (j+1)*classes-1
+        self.classify = nn.Linear(2 * hidden, (len(config.alphabet) + 1) * config.frames_per_column)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features((x - 0.5) / 0.5)
         n, c, h, w = x.shape
         x = self.project(x.permute(0, 3, 1, 2).reshape(n, w, c * h))  # one frame per column
         x = self.sequence(x.transpose(1, 2)).transpose(1, 2)
-        return self.classify(x)
+        logits = self.classify(x)
+        return logits if self.frames_per_column == 1 else logits.reshape(n, w * self.frames_per_column, -1)
 
 
 class SeedVGG(nn.Module):

@@ -17,7 +17,8 @@ from scrapy_captcha.solver import Solver
 from scrapy_captcha.weights import BUNDLED_WEIGHTS, Weights, load_weights, save_weights
 from trainer import adapt as adapt_module
 from trainer.adapt import AdaptConfig, keep_pseudo_label, run
-from trainer.adapt_data import collect, grow_alphabet
+from trainer.adapt_data import collect
+from trainer.surgery import grow_alphabet
 from trainer.cli import main as cli
 from trainer.data import DataError
 from trainer.label import write_hand_label

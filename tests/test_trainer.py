@@ -292,6 +292,22 @@ def test_fine_tuning_starts_from_the_given_weights(trained, small, tmp_path, cap
     assert code == 2 and "nope.pt' does not exist" in err
 
 
+def test_frames_per_column_widens_the_head_of_the_given_weights(trained, small, tmp_path, capsys):
+    start = load_weights(trained / "weights.pt")
+    out = tmp_path / "widened"
+    code, stdout, _ = train(capsys, "--data", str(small), "--out", str(out), "--epochs", "1", "--batch-size", "9",
+                            "--init", str(trained / "weights.pt"), "--frames-per-column", "2", "--lr", "1e-12", "--no-augment")
+    assert code == 0, stdout
+    widened = load_weights(out / "weights.pt")
+    assert widened.config.frames_per_column == 2 and start.config.frames_per_column == 1
+    assert torch.allclose(widened.state_dict["classify.weight"], start.state_dict["classify.weight"].repeat(2, 1), atol=1e-6)
+
+    code, stdout, _ = train(capsys, "--data", str(small), "--out", str(tmp_path / "fresh"), "--epochs", "1", "--batch-size", "9",
+                            "--frames-per-column", "2")
+    assert code == 0, stdout
+    assert load_weights(tmp_path / "fresh" / "weights.pt").config.frames_per_column == 2
+
+
 def test_max_minutes_ends_a_long_schedule_cooled_down(small, tmp_path, capsys):
     out = tmp_path / "budget"
     code, stdout, _ = train(capsys, "--data", str(small), "--out", str(out), "--epochs", "100000", "--batch-size", "9",

@@ -42,7 +42,8 @@ from scrapy_captcha.image import pad_tensor_batch
 from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.weights import DEFAULT_MODEL, load_weights, save_weights
 
-from .adapt_data import collect, grow_alphabet, load_images, split, start_weights
+from .adapt_data import collect, load_images, split, start_weights
+from .surgery import grow_alphabet
 from .adapt_recipe import AdaptConfig, check, learned_rules, recipe
 from .adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
                           teacher_readings)

@@ -1,4 +1,4 @@
-"""What a recording folder offers ``trainer adapt``: labelled and unlabelled images, a grown alphabet, a held-out split.
+"""What a recording folder offers ``trainer adapt``: labelled and unlabelled images, a held-out split.
 
 Accepted answers, hand labels (``records/labels.tsv``) and ``--labels`` folders are labels; images
 without a known answer are unlabelled, each with the answers the site rejected for it.
@@ -16,7 +16,6 @@ from scrapy_captcha.codec import Codec
 from scrapy_captcha.image import to_tensor
 from scrapy_captcha.model import ModelConfig
 from scrapy_captcha.recording import ACCEPTED, REJECTED, read_attempts
-from scrapy_captcha.weights import Weights
 
 from .data import IMAGE_SUFFIXES, DataError, label_from_name, scan_folder
 from .label import read_hand_labels
@@ -74,33 +73,6 @@ def collect(folder: str | Path, label_folders: list[str] = ()) -> Pool:
     if not labelled and not unlabelled:
         raise DataError([(folder, "holds no captcha images (is it a CAPTCHA_HARVEST_DIR?)")])
     return Pool(labelled, unlabelled, rejected)  # a missing image is reported when the unlabelled ones load
-
-
-#: A character the starting model already writes that a new one looks like: its output row is the new
-#: one's starting point (the seed alphabet lacks l, o, I, O; models read them as 1, 0 until told).
-LOOKALIKES = {"O": "0", "o": "0", "I": "1", "l": "1", "0": "O", "1": "l", "Q": "O", "D": "0", "S": "5", "Z": "2", "B": "8",
-              "G": "6", "i": "j", "×": "x", "÷": "+", "*": "x", "=": "-"}
-
-
-def grow_alphabet(weights: Weights, labels: list[str]) -> tuple[Weights, str]:
-    """Weights whose head also reads the characters of ``labels`` it lacked; returns them and the new characters."""
-    config = weights.config
-    new = "".join(sorted({c for label in labels for c in label} - set(config.alphabet)))
-    if not new:
-        return weights, ""
-    if config.head != "ctc":
-        raise ValueError(f"labels use characters the {config.arch} model lacks ({new!r}); only a CRNN's alphabet can grow")
-    state = dict(weights.state_dict)
-    weight, bias = state["classify.weight"], state["classify.bias"]
-    rows = [1 + config.alphabet.index(twin) if twin and twin in config.alphabet else None  # row 0 is the CTC blank
-            for twin in (LOOKALIKES.get(char) for char in new)]
-    new_weight = torch.stack([weight[row] if row else weight[1:].mean(0) for row in rows])
-    new_bias = torch.stack([bias[row] if row else bias[1:].mean() for row in rows])
-    # a look-alike's copy, a little less likely than it, so the site's labels decide between the two
-    state["classify.weight"] = torch.cat([weight, new_weight + 0.01 * torch.randn_like(new_weight)])
-    state["classify.bias"] = torch.cat([bias, new_bias - 0.5])
-    grown = ModelConfig.from_dict({**config.to_dict(), "alphabet": config.alphabet + new})
-    return Weights(grown, state, weights.summary), new
 
 
 def load_images(paths: list[Path], config: ModelConfig) -> list[torch.Tensor]:

@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=int, default=128, help="width of the CRNN's sequence head (default: 128)")
     train.add_argument("--widths", type=_ints, default=CRNN_WIDTHS, metavar="W1,W2,...",
                        help="the CRNN's convolution widths, at least three (default: %s)" % ",".join(map(str, CRNN_WIDTHS)))
+    train.add_argument("--frames-per-column", type=int, choices=(1, 2, 3, 4), metavar="K",
+                       help="CTC frames per 8 input columns (crnn; default 1); with --init, its head is widened to K")
     train.add_argument("--curriculum", type=_curriculum, metavar="START:RAMP",
                        help="synthetic difficulty from START up to 1 over the first RAMP share of training (e.g. 0.2:0.5)")
     train.add_argument("--workers", type=int, default=2, help="data loading processes")
@@ -275,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             length = args.length[1] if args.arch == "seed-vgg" else args.max_length
             model = ModelConfig(arch=args.arch, alphabet=args.alphabet, height=args.input_height or args.height, width=args.width,
                                 max_length=length, case_sensitive=not args.case_insensitive, resize=args.resize, hidden=args.hidden,
-                                widths=args.widths)
+                                widths=args.widths, frames_per_column=args.frames_per_column or 1)
             options = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "val_size", "batch_size", "lr", "weight_decay",
                                                      "warmup", "patience", "max_minutes", "augment", "allow_skip", "workers",
                                                      "seed", "device", "precision", "progress", "resume", "init",
-                                                     "curriculum", "echo")}
+                                                     "curriculum", "echo", "frames_per_column")}
             run(TrainConfig(out=str(args.out), train_dir=args.train_dir and str(args.train_dir),
                             val_dir=args.val_dir and str(args.val_dir), model=model, synthetic=_spec(args), **options))
         elif args.command == "adapt":

@@ -89,9 +89,12 @@ class ConvChain(nn.Module):
         classify = model.classify
         head.append(_as_conv(classify.weight.view(classify.out_features, classify.in_features, 1, 1), classify.bias, (0, 0)))
         self.head = nn.Sequential(*head)
+        self.frames_per_column = model.frames_per_column
+        self.classes = classify.out_features // model.frames_per_column
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).permute(0, 2, 3, 1).squeeze(1)
+        logits = self.head(self.features(x)).permute(0, 2, 3, 1).squeeze(1)
+        return logits if self.frames_per_column == 1 else logits.reshape(logits.shape[0], -1, self.classes)
 
 
 def _copy_conv(conv: nn.Conv2d) -> nn.Conv2d:

@@ -35,6 +35,7 @@ from .data import Batch, Collate, Curriculum, DataError, LabelledFolder, Synthet
 from .generate import GeneratorSpec
 from .metrics import score
 from .plots import plot_curves, plot_predictions
+from .surgery import more_frames_per_column
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TrainConfig:
     train_dir: str | None = None  # None: an endless synthetic stream
     val_dir: str | None = None  # None: a held-out part of train_dir, or a fixed synthetic set
     init: str | None = None  # weights to fine-tune from; "bundled" for the bundled model
+    frames_per_column: int | None = None  # with init: its CRNN's head widened to this many frames per column
     resume: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     synthetic: GeneratorSpec = field(default_factory=GeneratorSpec)
@@ -100,6 +102,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     init_summary: dict[str, Any] = {}
     if cfg.init:
         weights = load_weights(BUNDLED_WEIGHTS if cfg.init == "bundled" else cfg.init)
+        if cfg.frames_per_column and cfg.frames_per_column != weights.config.frames_per_column:
+            weights = more_frames_per_column(weights, cfg.frames_per_column)
         config, init_summary = weights.config, {"fine_tuned_from": str(cfg.init), **weights.summary}
         model = weights.build(device).train()
     else:
