@@ -43,7 +43,6 @@ from scrapy_captcha.model import ModelConfig, decode
 from scrapy_captcha.weights import DEFAULT_MODEL, load_weights, save_weights
 
 from .adapt_data import collect, load_images, split, start_weights
-from .surgery import grow_alphabet
 from .adapt_recipe import AdaptConfig, check, learned_rules, recipe
 from .adapt_prior import (DistributionAlignment, SyntheticPrior, known_wrong_penalty, label_lengths, repeat_factors,
                           teacher_readings)
@@ -51,6 +50,7 @@ from .augment import build_augmentation
 from .data import Collate, DataError
 from .metrics import score
 from .plots import plot_curves, plot_predictions
+from .surgery import grow_alphabet
 from .train import Criterion, autocast, bf16_hint, one_cycle, seed_everything, uses_bf16, validate, write_metrics
 
 
