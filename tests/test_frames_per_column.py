@@ -136,5 +136,20 @@ def test_the_narrow_drops_benchmark_reads_a_folder_with_each_model(tmp_path, cap
     assert main(["--data", str(folder), "--weights", "default", "generalist", "--out", str(tmp_path / "drops.json")]) == 0
     figures = json.loads((tmp_path / "drops.json").read_text())["weights"]
     assert set(figures) == {"default", "generalist"}
-    assert all(f["images"] == 6 and f["narrow_dropped"] <= f["too_short"] for f in figures.values())
-    assert "generalist: " in capsys.readouterr().out
+    assert all(f["read"]["images"] == 6 and f["read"]["narrow_dropped"] <= f["read"]["too_short"] for f in figures.values())
+    assert "generalist (read): " in capsys.readouterr().out
+    assert main(["--data", str(folder), "--weights", "generalist", "--beam", "4", "--limit", "3", "--out", str(tmp_path / "b.json")]) == 0
+    figures = json.loads((tmp_path / "b.json").read_text())["weights"]["generalist"]
+    assert set(figures) == {"greedy", "beam 4"} and figures["greedy"]["images"] == figures["beam 4"]["images"] == 3
+
+
+def test_the_beam_search_finds_the_text_of_most_probability_over_its_alignments():
+    import numpy as np
+
+    from benchmarks.narrow_drops import prefix_beam_search
+
+    # greedy reads blank, blank: "" (0.3025); "a" has three alignments (aa, a-, -a): 0.6975
+    assert prefix_beam_search(np.log(np.array([[0.55, 0.45], [0.55, 0.45]])), "a") == "a"
+    # a blank between two a's makes two characters, none makes one
+    assert prefix_beam_search(np.log(np.array([[0.01, 0.98, 0.01], [0.98, 0.01, 0.01], [0.01, 0.98, 0.01]])), "ab") == "aa"
+    assert prefix_beam_search(np.log(np.array([[0.01, 0.98, 0.01], [0.01, 0.98, 0.01], [0.01, 0.01, 0.98]])), "ab") == "ab"
