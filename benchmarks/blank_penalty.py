@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from scrapy_captcha import Solver
 from scrapy_captcha.routing import RoutedSolver
+from trainer.metrics import score
 
 from .machine import describe, shown_path
 from .recognition import read_labelled_folder
@@ -57,10 +58,9 @@ def score_penalties(route: RoutedSolver, folder: Path, penalties: Sequence[float
     try:
         for penalty in penalties:
             reader.blank_penalty = penalty
-            texts = [route.solve(image).text for image in images]
-            scores[f"{penalty:g}"] = {
-                "case_sensitive": round(sum(t == label for t, label in zip(texts, labels)) / len(labels), 4),
-                "any_case": round(sum(t.lower() == label.lower() for t, label in zip(texts, labels)) / len(labels), 4)}
+            accuracy = score([route.solve(image).text for image in images], labels)
+            scores[f"{penalty:g}"] = {"case_sensitive": round(accuracy["sequence_accuracy"], 4),
+                                      "any_case": round(accuracy["sequence_accuracy_case_insensitive"], 4)}
     finally:
         reader.blank_penalty = kept
     return scores

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from trainer.metrics import score
 from trainer.render.base import NARROW_CHARACTERS as NARROW
 
 
@@ -36,10 +37,11 @@ def dropped(label: str, reading: str) -> str | None:
 def count_drops(labels: Sequence[str], readings: Sequence[str]) -> dict[str, Any]:
     """Accuracy both ways, short and long readings, and single drops of narrow and other characters."""
     drops = [dropped(label, reading) for label, reading in zip(labels, readings)]
+    accuracy = score(readings, labels)
     return {
         "images": len(labels),
-        "case_sensitive": round(sum(r == label for label, r in zip(labels, readings)) / len(labels), 4),
-        "any_case": round(sum(r.lower() == label.lower() for label, r in zip(labels, readings)) / len(labels), 4),
+        "case_sensitive": round(accuracy["sequence_accuracy"], 4),
+        "any_case": round(accuracy["sequence_accuracy_case_insensitive"], 4),
         "too_short": sum(len(r) < len(label) for label, r in zip(labels, readings)),
         "too_long": sum(len(r) > len(label) for label, r in zip(labels, readings)),
         "narrow_characters": sum(c in NARROW for label in labels for c in label),
@@ -62,7 +64,7 @@ def prefix_beam_search(log_probs: np.ndarray, alphabet: str, width: int = 10, fl
 
         for prefix, (blank, last) in beams.items():
             total = np.logaddexp(blank, last)
-            for cls in np.nonzero(row > floor)[0]:
+            for cls in np.nonzero(row > floor)[0].tolist():
                 p = float(row[cls])
                 if cls == 0:
                     add(prefix, 0, total + p)
@@ -70,7 +72,7 @@ def prefix_beam_search(log_probs: np.ndarray, alphabet: str, width: int = 10, fl
                     add(prefix + (cls,), 1, blank + p)  # the class again after a blank: a second character
                     add(prefix, 1, last + p)  # the class again on the next frame: the same character
                 else:
-                    add(prefix + (int(cls),), 1, total + p)
+                    add(prefix + (cls,), 1, total + p)
         beams = dict(sorted(((k, (v[0], v[1])) for k, v in grown.items()), key=lambda kv: -np.logaddexp(*kv[1]))[:width])
     best = max(beams, key=lambda prefix: np.logaddexp(*beams[prefix]))
     return "".join(alphabet[cls - 1] for cls in best)
@@ -92,7 +94,6 @@ def greedy_and_beam(solver: Any, images: Sequence[bytes], width: int) -> tuple[l
 
 def main(argv: list[str] | None = None) -> int:
     from scrapy_captcha import Solver
-    from scrapy_captcha.weights import weights_path
 
     from .recognition import read_labelled_folder
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.data} holds no labelled images")
     results: dict[str, Any] = {"data": str(args.data), "weights": {}}
     for name in args.weights:
-        solver = Solver.from_path(weights_path(name))
+        solver = Solver.from_path(name)
         if args.beam:
             greedy, beam = greedy_and_beam(solver, images, args.beam)
             results["weights"][name] = {"greedy": count_drops(labels, greedy), f"beam {args.beam}": count_drops(labels, beam)}
