@@ -347,3 +347,78 @@ def test_labels_repeat_from_the_seed_although_the_library_styles_draw_from_secre
 
     ours = [(a, b) for (a, label), (b, _) in zip(first, second) if a.size != library_size(label)]
     assert len(ours) >= 5 and all(a.tobytes() == b.tobytes() for a, b in ours)
+
+
+def test_the_tangled_family_draws_its_clutter_in_the_texts_own_ink_and_weight(monkeypatch):
+    from trainer.render import styled
+
+    tangles = []
+    real_tangle = styled.tangle
+
+    def spy(image, rng, amount, ink, width):
+        tangles.append((ink, width, image.copy()))
+        real_tangle(image, rng, amount, ink, width)
+        tangles[-1] += (image.copy(),)
+
+    style_seen = []
+    real_lay_out = styled.lay_out
+    monkeypatch.setattr(styled, "tangle", spy)
+    monkeypatch.setattr(styled, "lay_out", lambda *a: style_seen.append(a[2]) or real_lay_out(*a))
+    drawer = build_drawer("tangled", TextSpec(LETTERS, (1, 12)))
+    rng = random.Random(11)
+    for _ in range(30):
+        text = drawer.families[0].text(rng, drawer.texts[0])
+        style_seen.clear()
+        tangles.clear()
+        drawer.families[0].render(text, rng, 1.0)
+        (style,) = style_seen
+        assert style.fill == "solid" and not style.colour_per_char and style.weight >= 0
+        ((ink, width, before, after),) = tangles
+        assert 1 <= width <= style.size * 0.14 + style.weight + 1
+        changed = np.any(np.asarray(before) != np.asarray(after), axis=2)
+        assert changed.any(), "the tangle drew nothing"
+        # what the tangle drew is the text's ink, nothing else
+        assert {tuple(pixel) for pixel in np.asarray(after)[changed]} == {ink}
+
+
+def test_the_pastel_family_colours_each_character_some_barely_off_a_light_background(monkeypatch):
+    from trainer.render import styled
+    from trainer.render.paint import luminance
+
+    seen = []
+    real_lay_out = styled.lay_out
+
+    def spy(text, fonts, style, palette, rng):
+        layer = real_lay_out(text, fonts, style, palette, rng)
+        seen.append((style, palette, layer))
+        return layer
+
+    monkeypatch.setattr(styled, "lay_out", spy)
+    draws(build_drawer("pastel", TextSpec(LETTERS, (4, 12))), 60, seed=12)
+    contrasts = []
+    for style, palette, layer in seen:
+        assert style.colour_per_char and palette.kind == "pastel" and luminance(palette.background) >= 225
+        assert len({glyph.colour for glyph in layer.glyphs}) > 1
+        contrasts += [abs(luminance(glyph.colour) - luminance(palette.background)) for glyph in layer.glyphs]
+    assert 30 <= min(contrasts) < 45 and max(contrasts) > 150, (min(contrasts), max(contrasts))
+    assert 0.1 < sum(c < 60 for c in contrasts) / len(contrasts) < 0.35, "some characters pale, most not"
+
+
+def test_the_styled_familys_hook_for_more_clutter_draws_nothing_so_its_images_stay_as_they_were():
+    from trainer.render.styled import StyledRenderer
+
+    rng = random.Random(3)
+    state = rng.getstate()
+    image = Image.new("RGB", (80, 30), "white")
+    StyledRenderer.cross(None, image, rng, 1.0, TextLayer(), pick_style(random.Random(0), 30, 1.0))
+    assert rng.getstate() == state and image.getextrema() == ((255, 255),) * 3
+
+
+def test_the_tangled_mix_holds_the_new_families_and_the_seed_texts():
+    drawer = build_drawer("generalist-tangled", TextSpec(GENERALIST_ALPHABET, (1, 12)))
+    draws(drawer, 300, seed=4)
+    assert set(drawer.drawn) == set(MIXES["generalist-tangled"])
+    assert abs(sum(MIXES["generalist-tangled"].values()) - 1) < 1e-9
+    texts = dict(zip((family.name for family in drawer.families), drawer.texts))
+    assert texts["0.7"].alphabet == texts["0.5"].alphabet != texts["tangled"].alphabet
+    assert not set(ARITHMETIC_SYMBOLS) & set(texts["tangled"].alphabet + texts["pastel"].alphabet)

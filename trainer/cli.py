@@ -73,12 +73,13 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--font-sizes", type=_ints, default=(), help="comma-separated sizes (default: 42,50,56)")
     group.add_argument("--style", type=_mix, default=None,
                        help="renderer family or mix: 0.7 or 0.5 (the captcha library's styles), mixed (both), plain, styled, "
-                            "scattered (styled, with tumbling, scattered characters), arithmetic, junk (images with no text, labelled empty: mix a little in, e.g. 0.7:1,0.5:1,junk:0.05, so the model "
+                            "scattered (styled, with tumbling, scattered characters), tangled (styled, with clutter in the text's own ink and "
+                            "weight), pastel (styled, each character its own colour, some pale), arithmetic, junk (images with no text, labelled empty: mix a little in, e.g. 0.7:1,0.5:1,junk:0.05, so the model "
                             "reads nothing into noise), plugin (--generator), a generalist mix (generalist, generalist-final, "
-                            "generalist-seed, generalist-wide), or weights such as styled:3,0.7:1 "
+                            "generalist-seed, generalist-wide, generalist-narrow, generalist-tangled), or weights such as styled:3,0.7:1 "
                             "(default: 0.7; plugin with --generator)")
     group.add_argument("--fonts", action="append", default=[], metavar="DIR",
-                       help="a folder of .ttf/.otf fonts for the plain, styled, scattered and arithmetic families, besides the installed ones")
+                       help="a folder of .ttf/.otf fonts for the plain, styled, scattered, tangled, pastel and arithmetic families, besides the installed ones")
     group.add_argument("--generator", metavar="MODULE:FUNCTION",
                        help="your own captcha generator (a callable: text -> PIL image), the 'plugin' family")
     group.add_argument("--difficulty", type=_share, default=1.0,

@@ -2,7 +2,8 @@
 
 - :class:`~trainer.render.base.Renderer`: ``text(rng, spec)`` picks a text, ``render(text, rng,
   difficulty)`` draws it. Families: ``0.7`` and ``0.5`` (the ``captcha`` library's styles,
-  :mod:`.captcha_lib`), ``plain``, ``styled`` and ``scattered`` (our own, :mod:`.styled`), ``arithmetic``
+  :mod:`.captcha_lib`), ``plain``, ``styled``, ``scattered``, ``tangled`` and ``pastel`` (our own,
+  :mod:`.styled`), ``arithmetic``
   (:mod:`.arithmetic`), ``junk`` (images with no text, labelled empty: :mod:`.junk`), and ``plugin`` (a
   user's ``module:function``, text -> PIL image).
 - :func:`parse_mix`: ``"styled"``, ``"mixed"`` (both library styles, as before), ``"generalist"`` (the
@@ -29,7 +30,7 @@ __all__ = ["FAMILIES", "GENERALIST_ALPHABET", "MIXES", "Drawer", "MissingFontsEr
            "TextSpec", "build_drawer", "label_of", "load_plugin", "parse_mix", "random_text"]
 
 #: Every family by name.
-FAMILIES = ("0.7", "0.5", "plain", "styled", "scattered", "arithmetic", "junk", "plugin")
+FAMILIES = ("0.7", "0.5", "plain", "styled", "scattered", "tangled", "pastel", "arithmetic", "junk", "plugin")
 #: Named mixes: family -> weight. "mixed" keeps its old meaning (both library styles).
 MIXES: dict[str, dict[str, float]] = {
     "mixed": {"0.7": 1, "0.5": 1},
@@ -44,9 +45,14 @@ MIXES: dict[str, dict[str, float]] = {
     # the same, a quarter of our own families' texts rich in narrow characters (I, l, 1, j...), which the
     # generalist drops where they stand side by side (NARROW_MIXES)
     "generalist-narrow": {"0.7": 0.12, "0.5": 0.08, "plain": 0.14, "styled": 0.36, "scattered": 0.20, "arithmetic": 0.10},
+    # the fifth: the same with clutter in the text's own ink and weight (tangled) and characters of many
+    # colours, some pale (pastel), taken from the styled and scattered shares
+    "generalist-tangled": {"0.7": 0.12, "0.5": 0.08, "plain": 0.12, "styled": 0.26, "scattered": 0.16,
+                           "tangled": 0.12, "pastel": 0.06, "arithmetic": 0.08},
 }
 #: The mixes whose library styles draw the seed task's texts (see :func:`family_text`).
-GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed", "generalist-wide", "generalist-narrow")
+GENERALIST_MIXES = ("generalist", "generalist-final", "generalist-seed", "generalist-wide", "generalist-narrow",
+                    "generalist-tangled")
 #: Mixes whose own families draw this share of their texts rich in narrow characters (:class:`TextSpec`'s ``narrow``).
 NARROW_MIXES = {"generalist-narrow": 0.25}
 #: In the generalist mixes the library styles draw the seed task's texts, so its floors keep being trained.
@@ -135,9 +141,11 @@ def make_family(name: str, fonts: Callable[[], FontSet], plugin: str | None = No
         from .arithmetic import ArithmeticRenderer
 
         return ArithmeticRenderer(fonts())
-    from .styled import PlainRenderer, ScatteredRenderer, StyledRenderer
+    from .styled import PastelRenderer, PlainRenderer, ScatteredRenderer, StyledRenderer, TangledRenderer
 
-    return {"plain": PlainRenderer, "styled": StyledRenderer, "scattered": ScatteredRenderer}[name](fonts())
+    renderers = {"plain": PlainRenderer, "styled": StyledRenderer, "scattered": ScatteredRenderer,
+                 "tangled": TangledRenderer, "pastel": PastelRenderer}
+    return renderers[name](fonts())
 
 
 def family_text(mix: str, family: str, text: TextSpec) -> TextSpec:

@@ -90,6 +90,24 @@ def shapes(image: Image.Image, rng: random.Random, amount: float, colour: Callab
             paint(box, outline=colour(), width=rng.randint(1, max(1, round(h / 25))))
 
 
+def tangle(image: Image.Image, rng: random.Random, amount: float, ink: Colour, width: int) -> None:
+    """Lines, arcs and rings in the text's own ink and stroke weight, across the text: clutter that only a
+    glyph's shape, never its colour or weight, tells from the text."""
+    draw, (w, h) = ImageDraw.Draw(image), image.size
+    for _ in range(rng.randint(2, 3 + round(3 * amount))):
+        roll, stroke = rng.random(), max(1, round(width * rng.uniform(0.4, 1.2)))
+        if roll < 0.35:  # a straight stroke, short or across the image
+            x0, y0 = rng.uniform(-0.1, 0.9) * w, rng.uniform(0, h)
+            length, angle = rng.uniform(0.1, 1.0) * w, rng.uniform(-0.6, 0.6)
+            draw.line([(x0, y0), (x0 + length * math.cos(angle), y0 + length * math.sin(angle))], fill=ink, width=stroke)
+        else:  # a ring or an arc of one, about a glyph's size to a few glyphs' wide
+            x, y = rng.uniform(0, w), rng.uniform(0.1, 0.9) * h
+            rx, ry = rng.uniform(0.04, 0.3) * w, rng.uniform(0.1, 0.45) * h
+            start = rng.uniform(0, 360)
+            sweep = 360 if roll < 0.65 else rng.uniform(90, 300)
+            draw.arc([x - rx, y - ry, x + rx, y + ry], start, start + sweep, fill=ink, width=stroke)
+
+
 #: Clutter that goes behind the text only (it could hide glyphs entirely if drawn over them).
 BEHIND = (grid, shapes)
 #: Clutter that may also go over the text.

@@ -5,22 +5,25 @@ background; clutter behind the text; the text (fonts, sizes, rotation, spacing, 
 across it; geometry (sine, elastic, shear, perspective) and finish (blur, noise, JPEG). The canvas
 is sized around the text, so a label is never cut off, then kept within 60x20..640x360 and aspect
 ratios 1.5..8. The ``scattered`` family is the same with characters that tumble and scatter
-(:class:`ScatteredRenderer`).
+(:class:`ScatteredRenderer`); ``tangled`` adds clutter in the text's own ink and stroke weight
+(:class:`TangledRenderer`); ``pastel`` gives each character its own colour, some barely off a light
+background (:class:`PastelRenderer`).
 """
 
 from __future__ import annotations
 
 import io
 import random
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from .base import RandomTextMixin
-from .clutter import add_clutter
+from .clutter import add_clutter, tangle
 from .fonts import FontSet
-from .layout import TextStyle, lay_out, pick_scattered_style, pick_style
-from .paint import Palette, background, pick_palette
+from .layout import TextLayer, TextStyle, lay_out, pick_scattered_style, pick_style
+from .paint import Palette, background, pick_palette, random_colour
 from .warp import mesh_warp, perspective
 
 MIN_SIZE = (60, 20)
@@ -112,11 +115,15 @@ class StyledRenderer(RandomTextMixin):
                     rng.randint(max(0, slack_y) // 4, max(0, slack_y) - max(0, slack_y) // 4) if slack_y > 3 else slack_y // 2)
         if self.clutter:
             add_clutter(image, rng, difficulty, palette, "across")
+            self.cross(image, rng, difficulty, layer, style)
         if warped:
             image = mesh_warp(image, rng, difficulty, palette.background)
             if rng.random() < 0.15 + 0.25 * difficulty:
                 image = perspective(image, rng, difficulty * 0.6, palette.background)
         return fit_limits(finish(image, rng, difficulty))
+
+    def cross(self, image: Image.Image, rng: random.Random, difficulty: float, layer: TextLayer, style: TextStyle) -> None:
+        """More clutter across the painted text, for families that add their own (none here)."""
 
 
 class PlainRenderer(StyledRenderer):
@@ -150,3 +157,37 @@ class ScatteredRenderer(StyledRenderer):
 
     def text_style(self, rng: random.Random, difficulty: float) -> TextStyle:
         return pick_scattered_style(rng, font_size(rng, difficulty), difficulty)
+
+
+class TangledRenderer(StyledRenderer):
+    """The styled family with lines, arcs and rings drawn in the text's own ink and about its stroke
+    weight, through and around the characters (:func:`~trainer.render.clutter.tangle`): the model must
+    tell text from clutter by shape alone. Solid, single-coloured text, so the clutter matches it."""
+
+    name = "tangled"
+
+    def render(self, text: str, rng: random.Random, difficulty: float = 1.0) -> Image.Image:
+        # as in the scattered family: the rest of the image at a random share of the difficulty, so the
+        # tangle is not also always buried in other clutter and warps
+        return super().render(text, rng, difficulty * rng.uniform(0.3, 1.0))
+
+    def text_style(self, rng: random.Random, difficulty: float) -> TextStyle:
+        style = super().text_style(rng, difficulty)
+        return replace(style, fill="solid", colour_per_char=False, weight=max(0, style.weight))
+
+    def cross(self, image: Image.Image, rng: random.Random, difficulty: float, layer: TextLayer, style: TextStyle) -> None:
+        stroke = max(1, round(style.size * rng.uniform(0.06, 0.14)) + style.weight)
+        tangle(image, rng, difficulty, layer.glyphs[0].colour, stroke)
+
+
+class PastelRenderer(StyledRenderer):
+    """The styled family on a light background with each character in its own colour, its contrast drawn
+    from 30 to 200 luminance levels: some characters strong, some barely off the background."""
+
+    name = "pastel"
+
+    def palette(self, rng: random.Random, difficulty: float) -> Palette:
+        return Palette(random_colour(rng, 225, 255) if rng.random() < 0.5 else (255, 255, 255), (30, 200), "pastel")
+
+    def text_style(self, rng: random.Random, difficulty: float) -> TextStyle:
+        return replace(super().text_style(rng, difficulty), colour_per_char=True)
