@@ -21,7 +21,8 @@ from trainer.augment import build_augmentation
 from trainer.data import SyntheticStream
 from trainer.generate import GeneratorSpec
 from trainer.render import GENERALIST_ALPHABET
-from trainer.train import TrainConfig, autocast, run
+from trainer.precision import autocast
+from trainer.train import TrainConfig, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,22 +80,22 @@ def test_precision_picks_bfloat16_autocast_or_nothing():
 
 
 def test_a_float32_run_on_a_cpu_with_bfloat16_instructions_says_what_bf16_would_give(tmp_path, capsys, monkeypatch):
-    import trainer.train
+    import trainer.precision
 
     cpu = torch.device("cpu")
-    assert isinstance(trainer.train.cpu_has_bf16(), bool)  # this machine's answer, whichever it is
-    monkeypatch.setattr(trainer.train, "cpu_has_bf16", lambda: True)
-    assert "--precision bf16 ran 1.34 times (train) and 1.62 times (adapt)" in trainer.train.bf16_hint("auto", cpu)
+    assert isinstance(trainer.precision.cpu_has_bf16(), bool)  # this machine's answer, whichever it is
+    monkeypatch.setattr(trainer.precision, "cpu_has_bf16", lambda: True)
+    assert "--precision bf16 ran 1.34 times (train) and 1.62 times (adapt)" in trainer.precision.bf16_hint("auto", cpu)
     # an explicit choice, a GPU (where auto is bf16 already) and a CPU without the instructions get no hint
-    assert trainer.train.bf16_hint("fp32", cpu) is None and trainer.train.bf16_hint("bf16", cpu) is None
-    assert trainer.train.bf16_hint("auto", torch.device("cuda")) is None
+    assert trainer.precision.bf16_hint("fp32", cpu) is None and trainer.precision.bf16_hint("bf16", cpu) is None
+    assert trainer.precision.bf16_hint("auto", torch.device("cuda")) is None
     args = ["train", "--out", str(tmp_path / "run"), "--style", "styled", "--alphabet", "generalist", "--length", "2-4",
             "--resize", "height", "--input-height", "32", "--hidden", "16", "--batch-size", "4", "--val-size", "4",
             "--steps-per-epoch", "1", "--epochs", "1", "--workers", "0", "--no-progress"]
     assert cli.main(args) == 0
     assert "this CPU has bfloat16 instructions" in capsys.readouterr().out
-    monkeypatch.setattr(trainer.train, "cpu_has_bf16", lambda: False)
-    assert trainer.train.bf16_hint("auto", cpu) is None
+    monkeypatch.setattr(trainer.precision, "cpu_has_bf16", lambda: False)
+    assert trainer.precision.bf16_hint("auto", cpu) is None
 
 
 def test_a_bad_precision_is_refused_before_anything_is_written(tmp_path):

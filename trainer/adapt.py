@@ -51,7 +51,8 @@ from .data import Collate, DataError
 from .metrics import score
 from .plots import plot_curves, plot_predictions
 from .surgery import grow_alphabet
-from .train import Criterion, autocast, bf16_hint, one_cycle, seed_everything, uses_bf16, validate, write_metrics
+from .precision import autocast, bf16_hint, uses_bf16
+from .train import Criterion, one_cycle, seed_everything, validate, write_metrics
 
 
 def strong_augmentation() -> v2.Compose:

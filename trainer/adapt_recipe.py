@@ -14,7 +14,7 @@ from typing import Any
 from scrapy_captcha.learning import KIND_ALPHABETS, LEARN_AFTER, answer_shape
 
 from .adapt_data import Pool
-from .train import check_precision
+from .precision import check_precision
 
 __all__ = ["HAND_RECIPE", "READS_THE_SITE", "RECORDING_RECIPE", "AdaptConfig", "check", "learned_rules", "recipe"]
 

@@ -92,7 +92,7 @@ ANSWER_CASES = ("as-is", "lower", "upper")
 
 
 def _add_precision_option(parser: argparse.ArgumentParser) -> None:
-    """``--precision`` of ``train`` and ``adapt``. The choices are ``trainer.train.PRECISIONS``, written out
+    """``--precision`` of ``train`` and ``adapt``. The choices are ``trainer.precision.PRECISIONS``, written out
     here so that parsing the command line does not import the training loop (matplotlib and all)."""
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="bf16: bfloat16 autocast, faster on CPUs with AVX512-BF16 or AMX, slower on others "
