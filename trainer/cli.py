@@ -234,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="quantise to int8, calibrated on half of the captcha images in DIR (about 2x faster on CPUs "
                              "with int8 instructions; a few answers may differ from the float model: the other half says how many)")
 
+    average = commands.add_parser("average", help="the mean of two runs' weights (one fine-tuned from the other)",
+                                  description="Write (1 - share) x FIRST + share x SECOND, tensor by tensor, as a weights "
+                                              "file: two runs of one model, such as a stage and the stage it started from.")
+    average.add_argument("first", type=Path, help="a .pt weights file, or a bundled model's name")
+    average.add_argument("second", type=Path, help="a .pt weights file of the same model")
+    average.add_argument("--share", type=float, default=0.5, help="the second file's share (default: 0.5)")
+    average.add_argument("--out", type=Path, required=True, help="the .pt file to write")
+
     gate = commands.add_parser("gate", help="train the style gate of a route (which model reads an image)",
                                description="Train the gate that sends the captcha library's styles to the default model "
                                            "and the rest to the generalist (CAPTCHA_WEIGHTS = \"auto\"), on our renderer's "
@@ -306,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"images differently from the float model)")
             else:
                 print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB; largest logit difference from torch {difference:.1e})")
+        elif args.command == "average":
+            from scrapy_captcha.weights import load_weights, save_weights
+
+            from .surgery import average_weights
+
+            mean = average_weights(load_weights(args.first), load_weights(args.second), args.share)
+            save_weights(args.out, mean.build(), mean.config, mean.summary)
+            print(f"wrote {args.out}: {1 - args.share:g} x {args.first} + {args.share:g} x {args.second}")
         elif args.command == "gate":
             from .gate import GateConfig, train_gate
 

@@ -1,5 +1,6 @@
-"""Changes to a trained CRNN's head that keep what it reads: a grown alphabet (``trainer adapt``, a site's
-labels with characters the model lacks), more CTC frames per column (``train --init W --frames-per-column K``)."""
+"""Changes to trained weights: a grown alphabet (``trainer adapt``, a site's labels with characters the model
+lacks) and more CTC frames per column (``train --init W --frames-per-column K``), both keeping what the model
+reads; and the mean of two runs' weights (``trainer average``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,24 @@ def more_frames_per_column(weights: Weights, frames: int) -> Weights:
     state["classify.bias"] = state["classify.bias"].repeat(frames)
     widened = ModelConfig.from_dict({**config.to_dict(), "frames_per_column": frames})
     return Weights(widened, state, weights.summary)
+
+
+def average_weights(first: Weights, second: Weights, share: float = 0.5) -> Weights:
+    """``(1 - share) * first + share * second``, tensor by tensor: two runs of one model, one fine-tuned from the
+    other or both from one start (unrelated runs average into noise). Counters (integer tensors such as a batch
+    norm's ``num_batches_tracked``) are ``first``'s."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the second file's share must be within 0..1, not {share}")
+    if first.config != second.config:
+        differ = sorted(k for k, v in first.config.to_dict().items() if second.config.to_dict().get(k) != v)
+        raise ValueError(f"the two weights files are not one model: their settings differ in {', '.join(differ)}")
+    if first.state_dict.keys() != second.state_dict.keys():
+        raise ValueError("the two weights files are not one model: their tensors differ")
+    state = {}
+    for name, tensor in first.state_dict.items():
+        other = second.state_dict[name]
+        if tensor.shape != other.shape:
+            raise ValueError(f"the two weights files are not one model: {name} is {tuple(tensor.shape)} and {tuple(other.shape)}")
+        state[name] = torch.lerp(tensor, other.to(tensor.dtype), share) if tensor.is_floating_point() else tensor.clone()
+    summary = {"averaged": {"first": first.summary, "second": second.summary, "second_share": share}}
+    return Weights(first.config, state, summary)
