@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights generalist-wide-weights generalist-heavy-weights generalist-echo-weights generalist-tangled-weights generalist-fast-weights generalist-fast-seed-weights benchmark benchmark-extra unseen-sets django-venv clean
+.PHONY: install system-packages demo test test-scrapy-lowest bundled-weights bundled-onnx gate-weights generalist-weights generalist-gpu-weights generalist-wide-weights generalist-heavy-weights generalist-echo-weights generalist-tangled-weights generalist-mean-weights generalist-fast-weights generalist-fast-seed-weights benchmark benchmark-extra unseen-sets django-venv clean
 
 install: $(VENV)/.installed
 
@@ -213,6 +213,12 @@ GENERALIST_TANGLED_RECIPE := --init runs/generalist-echo/weights.pt --style gene
 
 generalist-tangled-weights: install system-packages
 	$(call train_run,generalist-tangled,$(GENERALIST_TANGLED_RECIPE))
+
+# The shipped generalist: the mean of stage 9's and stage 10's weights, tensor by tensor (README, "Stage 10").
+# Run generalist-echo-weights and generalist-tangled-weights first; then copy runs/generalist-mean/weights.pt
+# to scrapy_captcha/weights/generalist.pt and run bundled-onnx, once the figures hold.
+generalist-mean-weights: install
+	$(PY) -m trainer average runs/generalist-echo/weights.pt runs/generalist-tangled/weights.pt --out runs/generalist-mean/weights.pt
 
 # The generalist from scratch in one run of 130 minutes on 2 CPU cores (README, "The generalist model",
 # "Within 2.5 hours"): stage 7's broad mix, easy to hard, in bfloat16 with each drawn image trained on
