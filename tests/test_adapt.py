@@ -132,7 +132,7 @@ def test_adapt_raises_held_out_accuracy_and_never_targets_a_rejected_answer(reco
             return super().__call__(items)
 
     monkeypatch.setattr(adapt_module, "Collate", Watching)
-    monkeypatch.setattr("trainer.train.cpu_has_bf16", lambda: True)  # a CPU that --precision bf16 would speed up
+    monkeypatch.setattr("trainer.precision.cpu_has_bf16", lambda: True)  # a CPU that --precision bf16 would speed up
     config = AdaptConfig(folder=str(folder), out=str(tmp_path / "run"), weights=str(site_model[0]), steps=40, batch_size=16,
                          unlabelled_ratio=2, threshold=0.0, holdout=0.3, eval_every=20, lr=1e-3, progress=False)  # threshold 0: every reading is a candidate
     final = run(config)
