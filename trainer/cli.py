@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Write (1 - share) x FIRST + share x SECOND, tensor by tensor, as a weights "
                                               "file: two runs of one model, such as a stage and the stage it started from.")
     average.add_argument("first", type=Path, help="a .pt weights file, or a bundled model's name")
-    average.add_argument("second", type=Path, help="a .pt weights file of the same model")
+    average.add_argument("second", type=Path, help="a .pt weights file (or a bundled model's name) of the same model")
     average.add_argument("--share", type=float, default=0.5, help="the second file's share (default: 0.5)")
     average.add_argument("--out", type=Path, required=True, help="the .pt file to write")
 

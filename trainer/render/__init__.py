@@ -46,7 +46,7 @@ MIXES: dict[str, dict[str, float]] = {
     # generalist drops where they stand side by side (NARROW_MIXES)
     "generalist-narrow": {"0.7": 0.12, "0.5": 0.08, "plain": 0.14, "styled": 0.36, "scattered": 0.20, "arithmetic": 0.10},
     # the fifth: the same with clutter in the text's own ink and weight (tangled) and characters of many
-    # colours, some pale (pastel), taken from the styled and scattered shares
+    # colours, some pale (pastel), taken from the other own families' shares
     "generalist-tangled": {"0.7": 0.12, "0.5": 0.08, "plain": 0.12, "styled": 0.26, "scattered": 0.16,
                            "tangled": 0.12, "pastel": 0.06, "arithmetic": 0.08},
 }
