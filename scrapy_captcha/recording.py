@@ -32,6 +32,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import queue
 import tempfile
@@ -135,7 +136,7 @@ class Recorder:
                         break
                     except FileExistsError:
                         index += 1
-                attempt = Attempt(str(Path(folder) / name) if folder else name, verdict, answer, reading, round(confidence, 6),
+                attempt = Attempt(str(Path(folder) / name) if folder else name, verdict, answer, reading, recorded_confidence(confidence),
                                   url, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
                 line = (attempt.to_json() + "\n").encode("utf-8")
                 self._write_counter(index + 1, used + len(data) + len(line))
@@ -153,6 +154,12 @@ class Recorder:
 
     def _write_counter(self, index: int, used: int) -> None:
         replace_text(self._counter_path, f"{index} {used}\n")
+
+
+def recorded_confidence(confidence: float) -> float:
+    """A confidence to six decimals, rounded down: a reading kept back for falling under
+    ``CAPTCHA_MIN_CONFIDENCE = 1.0`` at 0.9999996 is recorded under 1.0, never at it."""
+    return math.floor(confidence * 1_000_000) / 1_000_000
 
 
 class BackgroundRecorder:

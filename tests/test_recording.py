@@ -229,3 +229,11 @@ def test_a_process_killed_mid_write_leaves_no_half_image_or_record(tmp_path):
     assert len(on_disk - recorded) <= 6  # at most one image per kill waits without its record
     Recorder(tmp_path)  # a new writer starts cleanly after the crashes
     assert not os.path.exists(tmp_path / "0-None.png")
+
+
+def test_a_confidence_is_recorded_rounded_down_so_a_reading_under_one_never_reads_one():
+    from scrapy_captcha.recording import recorded_confidence
+
+    assert recorded_confidence(0.9999996) == 0.999999 < 1.0
+    assert recorded_confidence(1.0) == 1.0 and recorded_confidence(0.0) == 0.0
+    assert recorded_confidence(0.1234567) == 0.123456
