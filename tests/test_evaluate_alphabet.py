@@ -26,8 +26,9 @@ def alphabet() -> str:
 
 @pytest.fixture(scope="module")
 def outside(alphabet) -> str:
-    """Two characters the bundled model cannot produce, whatever its alphabet is."""
-    chars = [c for c in "lOoI#&%@" if c not in alphabet][:2]
+    """Two characters the bundled model cannot produce in either case, whatever its alphabet is: a label with
+    ``l`` read as ``L`` (about 1 in 100 captcha images) would be right any case, and the scores below flaky."""
+    chars = [c for c in "lOoI#&%@" if c not in alphabet and c.swapcase() not in alphabet][:2]
     assert len(chars) == 2, f"the bundled alphabet {alphabet!r} holds all of the candidates"
     return "".join(chars)
 
