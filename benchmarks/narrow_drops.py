@@ -80,14 +80,14 @@ def prefix_beam_search(log_probs: np.ndarray, alphabet: str, width: int = 10, fl
 
 def greedy_and_beam(solver: Any, images: Sequence[bytes], width: int) -> tuple[list[str], list[str]]:
     """Each image's greedy reading and its beam search's, from one forward pass, without answer rules."""
-    from scrapy_captcha.codec import Codec, log_softmax
+    from scrapy_captcha.codec import log_softmax
     from scrapy_captcha.image import to_array
 
-    codec, config = Codec(solver.config.alphabet), solver.config
+    config = solver.config
     greedy, beam = [], []
     for image in images:
         logits = solver.backend.run(to_array(image, config)[None])[0]
-        greedy.append(codec.decode_ctc(logits[None])[0].text)
+        greedy.append(solver.codec.decode_ctc(logits[None])[0].text)
         beam.append(prefix_beam_search(log_softmax(logits), config.alphabet, width))
     return greedy, beam
 

@@ -50,8 +50,8 @@ from .augment import build_augmentation
 from .data import Collate, DataError
 from .metrics import score
 from .plots import plot_curves, plot_predictions
-from .surgery import grow_alphabet
 from .precision import autocast, bf16_hint, uses_bf16
+from .surgery import grow_alphabet
 from .train import Criterion, one_cycle, seed_everything, validate, write_metrics
 
 
