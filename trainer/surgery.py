@@ -60,7 +60,8 @@ def average_weights(first: Weights, second: Weights, share: float = 0.5) -> Weig
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"the second file's share must be within 0..1, not {share}")
     if first.config != second.config:
-        differ = sorted(k for k, v in first.config.to_dict().items() if second.config.to_dict().get(k) != v)
+        mine, theirs = first.config.to_dict(), second.config.to_dict()
+        differ = sorted(k for k, v in mine.items() if theirs.get(k) != v)
         raise ValueError(f"the two weights files are not one model: their settings differ in {', '.join(differ)}")
     if first.state_dict.keys() != second.state_dict.keys():
         raise ValueError("the two weights files are not one model: their tensors differ")
